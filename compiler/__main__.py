@@ -1,0 +1,3 @@
+from ncc.compiler.cli import main
+
+main(prog_name="ncc")

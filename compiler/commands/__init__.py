@@ -1,0 +1,1 @@
+"""One module per ncc subcommand; each exposes `command`."""

@@ -1,0 +1,74 @@
+"""`ncc inspect`: what a model is made of and what it costs, without compiling it.
+
+The command builds one summary dict; `--json` prints it, otherwise each entry
+of `_SECTIONS` renders its part as text. A new kind of information is one more
+key in `summarize` and one more section.
+"""
+
+import json
+from collections import Counter
+
+import click
+import onnx
+
+from ncc.compiler.loader import load_model
+from ncc.compiler.options import debug_option, json_option, model_input_options
+from ncc.compiler.report import format_bytes, format_count, format_shape, format_table
+from ncc.passes.analysis.cost import model_cost, tensor_info
+
+
+@click.command("inspect")
+@model_input_options
+@json_option()
+@debug_option
+def command(model, input_shapes, as_json):
+    """Show a model's inputs, outputs, op histogram, parameters, MACs,
+    weight and activation memory, and per-layer costs."""
+    summary = summarize(load_model(model, input_shapes))
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True, indent=2))
+    else:
+        click.echo("\n\n".join(section(summary) for section in _SECTIONS))
+
+
+def summarize(model: onnx.ModelProto) -> dict:
+    initializers = {init.name for init in model.graph.initializer}
+    return {
+        "inputs": [_describe(v) for v in model.graph.input if v.name not in initializers],
+        "outputs": [_describe(v) for v in model.graph.output],
+        "ops": dict(sorted(Counter(node.op_type for node in model.graph.node).items())),
+        **model_cost(model).to_dict(),  # params, macs, weight_bytes, peak_activation_bytes, layers
+    }
+
+
+def _describe(value: onnx.ValueInfoProto) -> dict:
+    info = tensor_info(value)  # the loader guarantees static inputs and outputs
+    return {"name": value.name, "shape": list(info.shape), "dtype": info.dtype.name}
+
+
+def _io_section(summary):
+    rows = [(kind, v["name"], format_shape(v["shape"]), v["dtype"])
+            for kind in ("inputs", "outputs") for v in summary[kind]]
+    return format_table(rows, headers=("", "name", "shape", "dtype"))
+
+
+def _ops_section(summary):
+    histogram = sorted(summary["ops"].items(), key=lambda item: (-item[1], item[0]))
+    return format_table(histogram, headers=("op", "count"))
+
+
+def _totals_section(summary):
+    figures = (("params", "params", format_count), ("MACs", "macs", format_count),
+               ("weight bytes", "weight_bytes", format_bytes),
+               ("peak activation bytes", "peak_activation_bytes", format_bytes))
+    rows = [(label, f"{summary[key]:,}", short(summary[key])) for label, key, short in figures]
+    return format_table(rows, align="lrl")
+
+
+def _layers_section(summary):
+    rows = [(layer["name"], layer["op_type"], format_shape(layer["output_shape"]),
+             f"{layer['params']:,}", f"{layer['macs']:,}") for layer in summary["layers"]]
+    return format_table(rows, headers=("layer", "op", "out shape", "params", "MACs"), align="lllrr")
+
+
+_SECTIONS = (_io_section, _ops_section, _totals_section, _layers_section)

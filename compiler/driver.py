@@ -1,0 +1,112 @@
+"""One compile, from an ONNX file to a finished bundle. The CLI's `compile`
+calls this; so may any Python program."""
+
+import os
+import signal
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import onnx
+
+from ncc.compiler import __version__
+from ncc.compiler.bundle import MODEL, BundleWriter
+from ncc.compiler.loader import default_opset, load_model
+from ncc.compiler.manifest import build_manifest, sha256_file
+from ncc.compiler.pass_manager import PassManager
+from ncc.compiler.pipeline import build_pipeline
+from ncc.passes.analysis.cost import model_cost
+from ncc.passes.base import PassContext
+from ncc.targets import get_target
+
+
+@dataclass
+class CompileOptions:
+    target: str = "host"
+    input_shapes: dict = field(default_factory=dict)
+    verify: bool = False
+    dump_after: tuple = ()
+    force: bool = False
+    seed: int = 0
+    timing: bool = True  # pass times in the manifest; off for byte-identical bundles
+
+    def for_manifest(self) -> dict:
+        recorded = asdict(self)
+        for transient in ("force", "timing"):
+            recorded.pop(transient)
+        recorded["input_shapes"] = {k: list(v) for k, v in sorted(self.input_shapes.items())}
+        recorded["dump_after"] = sorted(self.dump_after)
+        return recorded
+
+
+@dataclass
+class Bundle:
+    path: str
+    manifest: dict
+
+
+def compile_model(model_path: str, out_dir: str, options: CompileOptions | None = None) -> Bundle:
+    options = options or CompileOptions()
+    target = get_target(options.target)
+    writer = BundleWriter(out_dir, force=options.force)
+    model = load_model(model_path, options.input_shapes)
+    source = {"file": os.path.basename(model_path), "sha256": sha256_file(model_path),
+              "opset": default_opset(model), "converted_from_opset": _converted_from(model)}
+    cost_before = model_cost(model).to_dict()
+    with _interrupts_as_exceptions(), writer:
+        manager = PassManager(build_pipeline(options, target), verify=options.verify,
+                              dump_after=tuple(options.dump_after), dump_dir=writer.path("dumps"))
+        compiled = manager.run(model, PassContext(seed=options.seed, target=target.name))
+        _stamp(compiled)
+        target.check_supported(compiled)
+        writer.write_model(compiled)
+        emitted = target.emit(compiled, writer.staging, options)
+        artifacts = [{"path": MODEL, "kind": "model", "description": "the compiled model",
+                      "bytes": os.path.getsize(writer.path(MODEL)), "sha256": sha256_file(writer.path(MODEL))}]
+        artifacts += [a.describe(writer.staging) for a in emitted.artifacts]
+        artifacts += _dumps(manager.records, writer.staging)
+        manifest = build_manifest(
+            source=source, options=options.for_manifest(), target=target,
+            records=manager.records, cost_before=cost_before, cost_after=model_cost(compiled).to_dict(),
+            emitted=emitted, artifacts=artifacts, timing=options.timing)
+        writer.commit(manifest)
+    return Bundle(writer.out_dir, manifest)
+
+
+def _converted_from(model):
+    for prop in model.metadata_props:
+        if prop.key == "ncc.converted_from_opset":
+            return int(prop.value)
+    return None
+
+
+def _stamp(model: onnx.ModelProto):
+    model.producer_name, model.producer_version = "ncc", __version__
+    del model.graph.value_info[:]  # inferred shapes are not part of the contract
+
+
+def _dumps(records, staging) -> list:
+    dumps = []
+    for record in records:
+        if record.dump:
+            record.dump = os.path.relpath(record.dump, staging)
+            dumps.append({"path": record.dump, "kind": "dump", "description": f"graph after {record.name}",
+                          "bytes": os.path.getsize(os.path.join(staging, record.dump)),
+                          "sha256": sha256_file(os.path.join(staging, record.dump))})
+    return dumps
+
+
+@contextmanager
+def _interrupts_as_exceptions():
+    """SIGTERM unwinds like Ctrl-C, so the bundle writer can clean up."""
+    def raise_interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,194 @@
+"""Loading and verifying an ONNX model: everything a pass may take for granted.
+
+After `load_model` the model is checker-valid, at opset >= NCC_OPSET of the
+default domain, has static shapes on every graph input and output, and carries
+inferred shapes for its intermediate tensors.
+"""
+
+import os
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import external_data_helper, shape_inference, version_converter
+
+from ncc.compiler.errors import CompileError, UsageError
+
+NCC_OPSET = 17  # what old models are converted to; TensorRT 8.5 parses up to 17
+MIN_OPSET = 7  # onnx's version converter handles BatchNormalization and Dropout from here
+
+
+def load_model(path: str, input_shapes: dict | None = None) -> onnx.ModelProto:
+    return prepare_model(read_model(path), input_shapes)
+
+
+def prepare_model(model: onnx.ModelProto, input_shapes: dict | None = None) -> onnx.ModelProto:
+    """Verify an in-memory model and make its shapes static (see the module doc)."""
+    model = _convert_opset(model)
+    _drop_initializer_inputs(model)
+    _name_nodes(model)
+    _set_input_shapes(model, input_shapes or {})
+    _clear_output_shapes(model, all_dims=bool(input_shapes))
+    check_model(model)
+    model = infer_shapes(model)
+    _require_static_outputs(model)
+    return model
+
+
+def read_model(path: str) -> onnx.ModelProto:
+    if not os.path.exists(path):
+        raise UsageError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory, not an ONNX file")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError, OSError) as err:
+        raise CompileError(f"{path} is not an ONNX model (cannot parse it: {err})") from None
+    if not model.opset_import or not model.graph.node:
+        raise CompileError(f"{path} is not an ONNX model (no graph or no opset; empty or truncated file?)")
+    _load_external_data(model, os.path.dirname(os.path.abspath(path)))
+    return model
+
+
+def _load_external_data(model, base_dir):
+    """External data may only come from inside the model's own folder."""
+    base = os.path.realpath(base_dir)
+    # onnx has no public walk over every tensor (initializers, Constant attributes, subgraphs)
+    for tensor in external_data_helper._get_all_tensors(model):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        info = external_data_helper.ExternalDataInfo(tensor)
+        location = os.path.realpath(os.path.join(base, info.location))
+        if os.path.isabs(info.location) or os.path.commonpath([base, location]) != base:
+            raise CompileError(f"tensor '{tensor.name}' points to external data outside the "
+                               f"model's folder ({info.location}); refusing to read it")
+        if not os.path.isfile(location):
+            raise CompileError(f"tensor '{tensor.name}': external data file {info.location} is missing")
+    try:
+        external_data_helper.load_external_data_for_model(model, base)
+    except (OSError, ValueError) as err:
+        raise CompileError(f"cannot read external data: {err}") from None
+
+
+def default_opset(model) -> int:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            return opset.version
+    raise CompileError("the model imports no version of the default ONNX domain")
+
+
+def _convert_opset(model):
+    version = default_opset(model)
+    newest = onnx.defs.onnx_opset_version()
+    if version > newest:
+        raise CompileError(f"the model uses opset {version}, newer than this onnx supports ({newest})")
+    if version >= NCC_OPSET:
+        return model
+    if version < MIN_OPSET:
+        raise CompileError(f"opset {version} is too old to convert (ncc converts opset {MIN_OPSET} and newer)")
+    try:
+        converted = version_converter.convert_version(model, NCC_OPSET)
+    except Exception as err:  # the converter raises bare RuntimeErrors from C++
+        raise CompileError(f"cannot convert opset {version} to {NCC_OPSET}: {err}") from None
+    converted.metadata_props.add(key="ncc.converted_from_opset", value=str(version))
+    return converted
+
+
+def _drop_initializer_inputs(model):
+    """Old exporters list weights as graph inputs; compiling freezes them."""
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    if len(inputs) != len(model.graph.input):
+        del model.graph.input[:]
+        model.graph.input.extend(inputs)
+
+
+def _name_nodes(model):
+    """Passes, errors and the manifest refer to nodes by name: give every node a unique one."""
+    taken = {node.name for node in model.graph.node if node.name}
+    seen = set()
+    for index, node in enumerate(model.graph.node):
+        if node.name and node.name not in seen:
+            seen.add(node.name)
+            continue
+        base = f"{node.name or node.op_type}_{index}"
+        name, n = base, 1
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        node.name = name
+        taken.add(name)
+        seen.add(name)
+
+
+def _set_input_shapes(model, input_shapes):
+    inputs = {i.name: i for i in model.graph.input}
+    unknown = sorted(set(input_shapes) - set(inputs))
+    if unknown:
+        raise UsageError(f"--input-shape names no graph input: {', '.join(unknown)} "
+                         f"(inputs: {', '.join(inputs) or 'none'})")
+    for name, value in inputs.items():
+        if not value.type.HasField("tensor_type"):
+            raise CompileError(f"graph input '{name}' is not a tensor")
+        dims = value.type.tensor_type.shape.dim
+        if name in input_shapes:
+            shape = input_shapes[name]
+            if value.type.tensor_type.HasField("shape") and len(dims) != len(shape):
+                raise UsageError(f"--input-shape {name}: rank {len(shape)} given, the input has rank {len(dims)}")
+            _assign(value, shape)
+            continue
+        if not value.type.tensor_type.HasField("shape"):
+            raise UsageError(f"graph input '{name}' has no shape; give --input-shape {name}:DIMS")
+        shape = []
+        for axis, dim in enumerate(dims):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                shape.append(dim.dim_value)
+            elif axis == 0:
+                shape.append(1)  # the batch dimension defaults to 1
+            else:
+                label = dim.dim_param or "?"
+                raise UsageError(f"graph input '{name}' has dynamic dimension {axis} ('{label}'); "
+                                 f"give --input-shape {name}:DIMS")
+        _assign(value, shape)
+
+
+def _assign(value, shape):
+    tensor_shape = value.type.tensor_type.shape
+    del tensor_shape.dim[:]
+    for size in shape:
+        tensor_shape.dim.add().dim_value = int(size)
+
+
+def _clear_output_shapes(model, all_dims):
+    """Declared output shapes may name a dynamic batch, or a batch that
+    --input-shape changed; inference restates them."""
+    for output in model.graph.output:
+        for dim in output.type.tensor_type.shape.dim:
+            if all_dims or not dim.HasField("dim_value"):
+                dim.Clear()
+
+
+def check_model(model):
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, shape_inference.InferenceError) as err:
+        raise CompileError(f"invalid ONNX graph: {_first_line(err)}") from None
+
+
+def infer_shapes(model) -> onnx.ModelProto:
+    # strip stale value_info: a pass may have changed what it described
+    del model.graph.value_info[:]
+    try:
+        return shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except (shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as err:
+        raise CompileError(f"shape inference failed: {_first_line(err)}") from None
+
+
+def _require_static_outputs(model):
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        if not output.type.tensor_type.HasField("shape") or any(not d.HasField("dim_value") for d in dims):
+            raise CompileError(f"graph output '{output.name}' has no static shape after shape inference")
+
+
+def _first_line(err) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__

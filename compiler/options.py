@@ -1,0 +1,61 @@
+"""Command-line options shared by several subcommands, so that each means the
+same thing everywhere (as Polygraphy's argument groups do)."""
+
+import functools
+import re
+
+import click
+
+from ncc.compiler.errors import UsageError
+
+_DEBUG_KEY = "ncc.debug"
+
+
+def _set_debug(ctx, _param, value):
+    if value:
+        ctx.find_root().meta[_DEBUG_KEY] = True
+
+
+def is_debug(ctx) -> bool:
+    return bool(ctx.find_root().meta.get(_DEBUG_KEY))
+
+
+debug_option = click.option(
+    "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+    help="Show the Python traceback of an error.")
+
+_SHAPE = re.compile(r"^(?P<name>.+):(?P<dims>\d+(?:[x,]\d+)*)$")
+
+
+def parse_input_shapes(specs) -> dict:
+    """`NAME:1x3x32x32` (or `NAME:1,3,32,32`) → {NAME: (1, 3, 32, 32)}."""
+    shapes = {}
+    for spec in specs:
+        match = _SHAPE.match(spec)
+        if not match:
+            raise UsageError(f"bad --input-shape '{spec}': expected NAME:DIMS such as input:1x3x32x32")
+        dims = tuple(int(d) for d in re.split(r"[x,]", match["dims"]))
+        if any(d <= 0 for d in dims):
+            raise UsageError(f"bad --input-shape '{spec}': every dimension must be positive")
+        if match["name"] in shapes:
+            raise UsageError(f"--input-shape given twice for input '{match['name']}'")
+        shapes[match["name"]] = dims
+    return shapes
+
+
+def model_input_options(func):
+    """MODEL argument and --input-shape: how a model is named and shaped."""
+
+    @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+    @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:DIMS",
+                  help="Static shape of a graph input, e.g. input:1x3x32x32 (repeatable). "
+                       "A dynamic batch dimension defaults to 1.")
+    @functools.wraps(func)
+    def wrapper(*args, input_shapes, **kwargs):
+        return func(*args, input_shapes=parse_input_shapes(input_shapes), **kwargs)
+
+    return wrapper
+
+
+def json_option(help_text="Print machine-readable JSON instead of a table."):
+    return click.option("--json", "as_json", is_flag=True, help=help_text)

@@ -1,0 +1,7 @@
+"""Graph passes, one per module, registered here by name."""
+
+from ncc.passes.eliminate_dead_code import EliminateDeadCode
+from ncc.passes.fold_batchnorm import FoldBatchNorm
+from ncc.passes.fold_constants import FoldConstants
+
+PASSES = {cls.name: cls for cls in (EliminateDeadCode, FoldBatchNorm, FoldConstants)}

@@ -1,0 +1,1 @@
+"""Graph analyses shared by passes, the manifest and `ncc inspect`."""

@@ -1,0 +1,37 @@
+"""Which ONNX nodes ONNX Runtime's CPU provider has kernels for."""
+
+import functools
+
+import onnx
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+from ncc.compiler.errors import CompileError
+
+
+@functools.cache
+def _cpu_kernels() -> dict:
+    kernels = {}
+    for kernel in ort_state.get_all_opkernel_def():
+        if kernel.provider == "CPUExecutionProvider":
+            domain = "" if kernel.domain == "ai.onnx" else kernel.domain
+            kernels.setdefault((domain, kernel.op_name), []).append(kernel.version_range)
+    return kernels
+
+
+def unsupported_nodes(model: onnx.ModelProto) -> list[str]:
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+    missing = []
+    for index, node in enumerate(model.graph.node):
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        ranges = _cpu_kernels().get((domain, node.op_type), [])
+        version = opsets.get(domain, 0)
+        if not any(low <= version for low, _high in ranges):
+            missing.append(f"{node.op_type} (node '{node.name or f'#{index}'}'{', domain ' + domain if domain else ''})")
+    return missing
+
+
+def check_cpu_support(model: onnx.ModelProto, target_name: str):
+    missing = unsupported_nodes(model)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise CompileError(f"target {target_name} cannot run {', '.join(missing[:3])}{more}")

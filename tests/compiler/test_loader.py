@@ -1,0 +1,124 @@
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx_builders import make_model, save
+
+from ncc.compiler.errors import CompileError, UsageError
+from ncc.compiler.loader import NCC_OPSET, load_model
+
+
+def _conv_model(opset=17, batch=1, height=8):
+    weight = np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32)
+    return make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1] * 4)], {"w": weight},
+                      inputs={"x": [batch, 3, height, 8]}, outputs={"y": [batch, 4, height, 8]}, opset=opset)
+
+
+def _dims(value):
+    return [d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def test_missing_file_and_folder_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="no such file"):
+        load_model(str(tmp_path / "absent.onnx"))
+    with pytest.raises(UsageError, match="is a directory"):
+        load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx model at all \x00\xff" * 10, b"\x08"])
+def test_garbage_is_not_onnx(tmp_path, content):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(content)
+    with pytest.raises(CompileError, match="not an ONNX model"):
+        load_model(str(path))
+
+
+def test_truncated_model(tmp_path, zoo_onnx):
+    data = open(zoo_onnx("vgg11"), "rb").read()
+    path = tmp_path / "truncated.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CompileError):
+        load_model(str(path))
+
+
+def test_invalid_graph_names_the_problem(tmp_path):
+    model = make_model([helper.make_node("Relu", ["nowhere"], ["y"])])
+    with pytest.raises(CompileError, match="invalid ONNX graph.*nowhere"):
+        load_model(save(model, tmp_path))
+
+
+def test_dynamic_batch_defaults_to_one_and_shapes_are_inferred(tmp_path):
+    model = _conv_model(batch="N")
+    loaded = load_model(save(model, tmp_path))
+    assert _dims(loaded.graph.input[0]) == [1, 3, 8, 8]
+    assert _dims(loaded.graph.output[0]) == [1, 4, 8, 8]
+
+
+def test_dynamic_spatial_dimension_needs_input_shape(tmp_path):
+    path = save(_conv_model(height="H"), tmp_path)
+    with pytest.raises(UsageError, match="dynamic dimension 2 .*--input-shape x:"):
+        load_model(path)
+    loaded = load_model(path, {"x": (2, 3, 16, 8)})
+    assert _dims(loaded.graph.output[0]) == [2, 4, 16, 8]
+
+
+def test_input_shape_errors(tmp_path):
+    path = save(_conv_model(), tmp_path)
+    with pytest.raises(UsageError, match="names no graph input: y"):
+        load_model(path, {"y": (1, 3, 8, 8)})
+    with pytest.raises(UsageError, match="rank 3 given"):
+        load_model(path, {"x": (1, 3, 8)})
+
+
+def test_old_opset_is_converted(tmp_path):
+    model = _conv_model(opset=9)
+    loaded = load_model(save(model, tmp_path))
+    assert [o.version for o in loaded.opset_import if o.domain in ("", "ai.onnx")] == [NCC_OPSET]
+
+
+def test_too_old_and_too_new_opsets(tmp_path):
+    with pytest.raises(CompileError, match="too old"):
+        load_model(save(_conv_model(opset=1), tmp_path, "old.onnx"))
+    with pytest.raises(CompileError, match="newer than"):
+        load_model(save(_conv_model(opset=onnx.defs.onnx_opset_version() + 1), tmp_path, "new.onnx"))
+
+
+def test_initializers_listed_as_inputs_are_frozen(tmp_path):
+    model = _conv_model()
+    model.graph.input.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 3, 3, 3]))
+    loaded = load_model(save(model, tmp_path))
+    assert [i.name for i in loaded.graph.input] == ["x"]
+
+
+def test_unnamed_nodes_get_unique_names(tmp_path):
+    model = make_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Relu", ["r"], ["y"])])
+    names = [n.name for n in load_model(save(model, tmp_path)).graph.node]
+    assert len(set(names)) == 2 and all(names)
+
+
+def _external(tmp_path, location):
+    model = _conv_model()
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    del tensor.float_data[:]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value=location)
+    return save(model, tmp_path / "model")
+
+
+def test_external_data_inside_the_folder_loads(tmp_path):
+    os.makedirs(tmp_path / "model")
+    weight = numpy_helper.to_array(_conv_model().graph.initializer[0])
+    (tmp_path / "model" / "weights.bin").write_bytes(weight.tobytes())
+    loaded = load_model(_external(tmp_path, "weights.bin"))
+    np.testing.assert_array_equal(numpy_helper.to_array(loaded.graph.initializer[0]), weight)
+
+
+@pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd", "sub/../../secret.bin"])
+def test_external_data_outside_the_folder_is_refused(tmp_path, location):
+    os.makedirs(tmp_path / "model")
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 432)
+    with pytest.raises(CompileError, match="outside the model's folder"):
+        load_model(_external(tmp_path, location))
