@@ -23,6 +23,10 @@ from ncc.targets import get_target
 class CompileOptions:
     target: str = "host"
     input_shapes: dict = field(default_factory=dict)
+    scale: tuple | None = None  # (method, ratio), e.g. ("uniform", 0.5)
+    profile: str | None = None  # NeuralScale profile JSON, for neuralscale scaling
+    importance: str = "l1"
+    round_to: int | str = 1  # channel multiple, or "auto" for the target's
     verify: bool = False
     dump_after: tuple = ()
     force: bool = False
@@ -35,6 +39,9 @@ class CompileOptions:
             recorded.pop(transient)
         recorded["input_shapes"] = {k: list(v) for k, v in sorted(self.input_shapes.items())}
         recorded["dump_after"] = sorted(self.dump_after)
+        recorded["scale"] = f"{self.scale[0]}:{self.scale[1]:g}" if self.scale else None
+        if self.profile:
+            recorded["profile"] = {"file": os.path.basename(self.profile), "sha256": sha256_file(self.profile)}
         return recorded
 
 

@@ -59,3 +59,31 @@ def model_input_options(func):
 
 def json_option(help_text="Print machine-readable JSON instead of a table."):
     return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+_SCALE = re.compile(r"^(?P<method>[a-z]+):(?P<ratio>[0-9.eE+-]+)$")
+SCALE_METHODS = ("uniform", "neuralscale")
+
+
+def parse_scale(spec):
+    """`uniform:0.5` or `neuralscale:0.5` -> (method, ratio); None passes through."""
+    if spec is None:
+        return None
+    match = _SCALE.match(spec)
+    try:
+        ratio = float(match["ratio"]) if match else None
+    except ValueError:
+        ratio = None
+    if not match or match["method"] not in SCALE_METHODS or ratio is None:
+        raise UsageError(f"bad --scale '{spec}': expected uniform:R or neuralscale:R, e.g. uniform:0.5")
+    if not (ratio > 0 and ratio < 1e6):
+        raise UsageError(f"bad --scale '{spec}': the ratio must be a positive number")
+    return match["method"], ratio
+
+
+def parse_round_to(value):
+    if value is None or value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"bad --round-to '{value}': expected a positive integer or auto")
+    return int(value)

@@ -73,6 +73,7 @@ class PassManager:
         graph.toposort()
         try:
             model = gs.export_onnx(graph)
+            del model.graph.value_info[:]  # shapes a pass changed are re-inferred, not trusted
             loader.check_model(model)
             model = loader.infer_shapes(model)
         except CompileError as err:

@@ -1,14 +1,41 @@
 """Assembling the pass list of one compile from its options and target.
 
 The order is fixed: simplify, then rescale channels (BatchNorm still present, so
-its statistics are sliced with the channels), then fold BatchNorm into the
-layers, then quantize, then whatever the target needs.
+its statistics are sliced with the channels and the parameter count is the one
+NeuralScale uses), then fold BatchNorm into the layers, then quantize, then
+whatever the target needs.
 """
 
-from ncc.passes import EliminateDeadCode, FoldBatchNorm, FoldConstants
+import onnx
+import onnx_graphsurgeon as gs
+
+from ncc.compiler.errors import UsageError
+from ncc.compiler.pass_manager import PassManager
+from ncc.passes import EliminateDeadCode, FoldBatchNorm, FoldConstants, ScaleChannels
+from ncc.passes.analysis.channel_groups import ChannelGroups, analyze
+from ncc.passes.base import PassContext
+
+
+def simplify_passes() -> list:
+    return [FoldConstants(), EliminateDeadCode()]
 
 
 def build_pipeline(options, target) -> list:
-    simplify = [FoldConstants(), EliminateDeadCode()]
-    fold = [FoldBatchNorm()]
-    return simplify + fold + target.passes(options)
+    passes = simplify_passes()
+    if options.scale:
+        method, ratio = options.scale
+        if method == "neuralscale" and not options.profile:
+            raise UsageError("--scale neuralscale:R needs --profile P.json")
+        round_to = target.channel_multiple if options.round_to == "auto" else int(options.round_to)
+        passes.append(ScaleChannels(method, ratio, profile=options.profile, importance=options.importance,
+                                    round_to=round_to, seed=options.seed))
+    elif options.profile:
+        raise UsageError("--profile is used only with --scale neuralscale:R")
+    passes.append(FoldBatchNorm())
+    return passes + target.passes(options)
+
+
+def channel_groups(model: onnx.ModelProto) -> tuple[onnx.ModelProto, ChannelGroups]:
+    """The channel groups of a loaded model, as the scaling pass sees them."""
+    simplified = PassManager(simplify_passes()).run(model, PassContext())
+    return simplified, analyze(gs.import_onnx(simplified))

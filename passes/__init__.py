@@ -3,5 +3,6 @@
 from ncc.passes.eliminate_dead_code import EliminateDeadCode
 from ncc.passes.fold_batchnorm import FoldBatchNorm
 from ncc.passes.fold_constants import FoldConstants
+from ncc.passes.scale_channels import ScaleChannels
 
-PASSES = {cls.name: cls for cls in (EliminateDeadCode, FoldBatchNorm, FoldConstants)}
+PASSES = {cls.name: cls for cls in (EliminateDeadCode, FoldBatchNorm, FoldConstants, ScaleChannels)}

@@ -2,14 +2,24 @@
 
 import click
 
-from ncc.compiler.options import debug_option, model_input_options
+from ncc.compiler.options import debug_option, model_input_options, parse_round_to, parse_scale
+from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
 
 
 @click.command("compile")
 @model_input_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=str),
               help="Bundle folder to write (written elsewhere and renamed into place when complete).")
-@click.option("--target", default="host", show_default=True, help="Board to compile for (see `ncc targets`).")
+@click.option("--target", default="host", show_default=True, help="Board to compile for.")
+@click.option("--scale", metavar="METHOD:R",
+              help="Rescale channels: uniform:R (every scalable width times R) or neuralscale:R "
+                   "(per-layer widths from --profile at the parameter count of uniform:R).")
+@click.option("--profile", type=click.Path(dir_okay=False, path_type=str),
+              help="NeuralScale profile JSON (from `ncc profile import` or `ncc profile fit`).")
+@click.option("--importance", type=click.Choice(IMPORTANCE_METHODS), default="l1", show_default=True,
+              help="Which channels a shrink keeps: largest L1 or L2 norm of the producing weights, or the first.")
+@click.option("--round-to", metavar="N|auto",
+              help="Round every scaled width to a multiple of N (auto: the target's preferred multiple).")
 @click.option("--dump-after", multiple=True, metavar="PASS",
               help="Write the graph after PASS to DIR/dumps/ (repeatable; `all` for every pass).")
 @click.option("--verify", is_flag=True,
@@ -19,12 +29,14 @@ from ncc.compiler.options import debug_option, model_input_options
 @click.option("--reproducible", is_flag=True,
               help="Leave pass times out of the manifest, so identical compiles give byte-identical bundles.")
 @debug_option
-def command(model, input_shapes, out_dir, target, dump_after, verify, seed, force, reproducible):
+def command(model, input_shapes, out_dir, target, scale, profile, importance, round_to, dump_after, verify, seed,
+            force, reproducible):
     """Compile MODEL (ONNX) into a bundle for a target board."""
     from ncc.compiler import summary
     from ncc.compiler.driver import CompileOptions, compile_model
 
-    options = CompileOptions(target=target, input_shapes=input_shapes, verify=verify,
+    options = CompileOptions(target=target, input_shapes=input_shapes, scale=parse_scale(scale), profile=profile,
+                             importance=importance, round_to=parse_round_to(round_to) or 1, verify=verify,
                              dump_after=dump_after, force=force, seed=seed, timing=not reproducible)
     bundle = compile_model(model, out_dir, options)
     click.echo(summary.compile_summary(bundle.path, bundle.manifest))

@@ -12,6 +12,7 @@ import click
 import onnx
 
 from ncc.compiler.loader import load_model
+from ncc.compiler.pipeline import channel_groups
 from ncc.compiler.options import debug_option, json_option, model_input_options
 from ncc.compiler.report import format_bytes, format_count, format_shape, format_table
 from ncc.passes.analysis.cost import model_cost, tensor_info
@@ -19,16 +20,21 @@ from ncc.passes.analysis.cost import model_cost, tensor_info
 
 @click.command("inspect")
 @model_input_options
+@click.option("--groups", "show_groups", is_flag=True,
+              help="Show the channel groups instead: which channels must keep one width, "
+                   "and which can be scaled or are frozen (and why).")
 @json_option()
 @debug_option
-def command(model, input_shapes, as_json):
+def command(model, input_shapes, show_groups, as_json):
     """Show a model's inputs, outputs, op histogram, parameters, MACs,
     weight and activation memory, and per-layer costs."""
-    summary = summarize(load_model(model, input_shapes))
+    loaded = load_model(model, input_shapes)
+    summary = channel_groups(loaded)[1].to_dict() if show_groups else summarize(loaded)
+    sections = (_groups_section,) if show_groups else _SECTIONS
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True, indent=2))
     else:
-        click.echo("\n\n".join(section(summary) for section in _SECTIONS))
+        click.echo("\n\n".join(section(summary) for section in sections))
 
 
 def summarize(model: onnx.ModelProto) -> dict:
@@ -69,6 +75,14 @@ def _layers_section(summary):
     rows = [(layer["name"], layer["op_type"], format_shape(layer["output_shape"]),
              f"{layer['params']:,}", f"{layer['macs']:,}") for layer in summary["layers"]]
     return format_table(rows, headers=("layer", "op", "out shape", "params", "MACs"), align="lllrr")
+
+
+def _groups_section(summary):
+    rows = [(g["id"], g["width"], "scalable" if g["scalable"] else "frozen", len(g["producers"]),
+             len(g["members"]), "; ".join(g["frozen"])) for g in summary["groups"]]
+    table = format_table(rows, headers=("group", "width", "status", "producers", "tensors", "frozen because"),
+                         align="lrlrrl")
+    return f"{table}\n\n{summary['scalable']} scalable, {summary['frozen']} frozen"
 
 
 _SECTIONS = (_io_section, _ops_section, _totals_section, _layers_section)

@@ -134,6 +134,12 @@ _OPS: dict[str, _OpCost] = {
 
 # --- public API ------------------------------------------------------------------
 
+def parameter_inputs(op_type: str) -> tuple[int, ...]:
+    """Operand positions of `op_type` whose constants count as parameters."""
+    op = _OPS.get(op_type)
+    return op.param_inputs if op else ()
+
+
 def count_parameters(model: onnx.ModelProto) -> int:
     """Learnable parameters as torch counts them; needs no shape inference."""
     graph = _Graph(model.graph)
