@@ -60,9 +60,9 @@ def main():
 
 
 def _register():
-    from ncc.compiler.commands import bench, compile, inspect, zoo
+    from ncc.compiler.commands import bench, compile, inspect, profile, zoo
 
-    for module in (compile, inspect, zoo, bench):
+    for module in (compile, inspect, profile, zoo, bench):
         main.add_command(module.command)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from ncc.compiler.errors import CompileError
-from ncc.passes import channel_widths
+from ncc.passes import channel_widths, neuralscale
 from ncc.passes.analysis.channel_groups import CHANNEL, IN, OUT, analyze
 from ncc.passes.analysis.channel_importance import channel_importance, keep_order
 from ncc.passes.base import Pass, PassResult
@@ -38,7 +38,7 @@ class ScaleChannels(Pass):
         rewrite(graph, groups, widths, channel_importance(graph, groups, self.options["importance"]),
                 np.random.default_rng(self.options["seed"]))
         changed = any(widths[g.id] != g.width for g in groups.scalable)
-        stats["frozen"] = {g.id: g.frozen for g in groups.groups if g.frozen}
+        stats["frozen"] = [{"id": g.id, "reasons": g.frozen} for g in groups.groups if g.frozen]
         return PassResult(changed=changed, stats=stats)
 
     def _choose_widths(self, groups):
@@ -47,8 +47,6 @@ class ScaleChannels(Pass):
         if method == "uniform":
             widths = channel_widths.uniform_widths(groups, ratio)
         else:
-            from ncc.passes import neuralscale
-
             profile = neuralscale.match_profile(neuralscale.load_profile(self.options["profile"]),
                                                 [g.id for g in groups.scalable])
             budget = neuralscale.uniform_budget(groups, ratio)
@@ -60,8 +58,8 @@ class ScaleChannels(Pass):
             if method == "neuralscale":
                 widths = channel_widths.repair_toward_budget(widths, multiple, stats["budget"], groups.param_count)
         stats["params_after"] = groups.param_count(widths)
-        stats["widths"] = {g.id: {"original": g.width, "unrounded": unrounded[g.id], "final": widths[g.id]}
-                           for g in groups.scalable}
+        stats["widths"] = [{"id": g.id, "original": g.width, "unrounded": unrounded[g.id], "final": widths[g.id]}
+                           for g in groups.scalable]  # topological order
         return widths, stats
 
 

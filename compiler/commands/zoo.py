@@ -1,13 +1,13 @@
 """`ncc zoo`: write one of the study's networks (VGG-11, MobileNetV2, ResNet-50) as ONNX."""
 
 import io
-import os
 from pathlib import Path
 
 import click
 
 from ncc.compiler import zoo
 from ncc.compiler.errors import UsageError
+from ncc.compiler.files import write_atomically
 from ncc.compiler.options import debug_option
 
 
@@ -39,18 +39,7 @@ def command(model, dataset, output, seed, width_mult, checkpoint, force):
         zoo.load_checkpoint(module, checkpoint)
     buffer = io.BytesIO()
     zoo.export_onnx(module, dataset, buffer)
-    _write_atomically(output, buffer.getvalue())
+    write_atomically(output, buffer.getvalue())
 
     params = sum(p.numel() for p in module.parameters())
     click.echo(f"wrote {model} ({dataset}, width x{width_mult:g}, {params} params) to {output}")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write beside `path`, then rename, so a failure never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

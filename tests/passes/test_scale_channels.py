@@ -3,7 +3,7 @@ import onnx
 import pytest
 from conftest import ZOO_CASES
 from onnx import helper, numpy_helper
-from onnx_builders import apply_passes, make_model, ops
+from onnx_builders import make_model
 
 from ncc.compiler import numerics
 from ncc.compiler.loader import load_model
@@ -50,12 +50,12 @@ def test_uniform_scaling_of_the_zoo(simplified, name, dataset):
         output = numerics.run(scaled, feeds)[0]
         assert output.shape == reference.shape
         assert stats["params_after"] == count_parameters(scaled)
-        for gid, widths in stats["widths"].items():
+        for widths in stats["widths"]:
             assert widths["final"] == uniform_width(widths["original"], ratio)
         produced = conv_widths(scaled)
-        for gid, widths in stats["widths"].items():
-            if gid in produced:
-                assert produced[gid] == widths["final"], gid
+        for widths in stats["widths"]:
+            if widths["id"] in produced:
+                assert produced[widths["id"]] == widths["final"], widths["id"]
         if ratio == 1.0:
             assert np.array_equal(output, reference)
 
@@ -89,7 +89,7 @@ def test_dropping_all_zero_channels_keeps_outputs(zoo_onnx):
         _zero(inits, bn.input[3], dead)  # mean
     simplified = channel_groups(model)[0]
     halved, stats = scale(simplified, "uniform", 0.5)
-    assert all(w["final"] * 2 == w["original"] for w in stats["widths"].values())
+    assert all(w["final"] * 2 == w["original"] for w in stats["widths"])
     assert numerics.max_relative_error(simplified, halved) <= 1e-5
 
 
@@ -127,7 +127,7 @@ def load_model_from(model):
 def test_concat_and_flatten_to_gemm_on_a_2x2_map(ratio):
     model = _concat_flatten_model()
     scaled, stats = scale(model, "uniform", ratio)
-    widths = {gid: w["final"] for gid, w in stats["widths"].items()}
+    widths = {w["id"]: w["final"] for w in stats["widths"]}
     assert widths == {"c1": uniform_width(4, ratio), "c2": uniform_width(6, ratio)}
     fc = next(i for i in scaled.graph.initializer if i.name.startswith("fc") and len(i.dims) == 2)
     assert list(fc.dims) == [5, (widths["c1"] + widths["c2"]) * 4]
@@ -160,7 +160,43 @@ def test_importance_methods_choose_and_keep_order():
 def test_rounding_to_a_multiple(simplified):
     model = simplified("resnet50", "cifar10")
     _, stats = scale(model, "uniform", 0.3, round_to=16)
-    for widths in stats["widths"].values():
+    for widths in stats["widths"]:
         assert widths["final"] % 16 == 0 and widths["final"] >= 16
         assert abs(widths["final"] - widths["unrounded"]) <= 8
-    assert any(w["final"] != w["unrounded"] for w in stats["widths"].values())
+    assert any(w["final"] != w["unrounded"] for w in stats["widths"])
+
+
+def synthetic_records(groups, rows=10):
+    """A prune record as architecture descent would leave it: every group
+    shrinks, some faster than others."""
+    record = []
+    for step in range(rows):
+        keep = 1 - 0.07 * step
+        record.append([max(1, round(g.width * keep ** (0.5 + (i % 3) * 0.5))) for i, g in enumerate(groups.scalable)])
+    return np.array(record)
+
+
+@pytest.mark.parametrize("name,dataset", ZOO_CASES)
+def test_neuralscale_scaling_of_the_zoo(simplified, tmp_path, name, dataset):
+    import onnx_graphsurgeon as gs
+
+    from ncc.passes import neuralscale
+    from ncc.passes.analysis.channel_groups import analyze
+
+    model = simplified(name, dataset)
+    groups = analyze(gs.import_onnx(model))
+    ids = [g.id for g in groups.scalable]
+    profile = neuralscale.fit_profile(synthetic_records(groups), ids, groups.param_count)
+    path = tmp_path / "profile.json"
+    neuralscale.save_profile(profile, path)
+    feeds = numerics.random_inputs(model)
+    for ratio in RATIOS:
+        scaled, stats = scale(model, "neuralscale", ratio, profile=str(path))
+        onnx.checker.check_model(scaled, full_check=True)
+        assert numerics.run(scaled, feeds)[0].shape == numerics.run(model, feeds)[0].shape
+        assert stats["params_after"] == count_parameters(scaled)
+        assert abs(stats["params_after"] - stats["budget"]) / stats["budget"] < 0.02
+        produced = conv_widths(scaled)
+        for widths in stats["widths"]:
+            if widths["id"] in produced:
+                assert produced[widths["id"]] == widths["final"], widths["id"]

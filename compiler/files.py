@@ -1,0 +1,21 @@
+"""Writing files so that a failure never leaves half of one behind."""
+
+import os
+
+from ncc.compiler.errors import UsageError
+
+
+def write_atomically(path, data: bytes | str) -> None:
+    """Write beside `path`, then rename into place."""
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
