@@ -6,24 +6,12 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 from onnx import helper
 from onnx_builders import make_model, save
 
-from ncc.compiler.cli import main
+from cli_helpers import assert_one_line_error, invoke
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code, pattern=None):
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ncc: error:"), result.stderr
-    assert "Traceback" not in result.output
-    if pattern:
-        assert pattern in lines[0]
 
 
 def listing(folder):

@@ -7,31 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from ncc.compiler.cli import main
-from ncc.compiler.commands import profile as profile_command
+from cli_helpers import assert_one_line_error, invoke
 from ncc.passes import neuralscale
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "neuralscale"
 VGG_JSON = REFERENCE / "vgg_10_eff_c10.json"
 VGG_RECORDS = REFERENCE / "vgg_10_eff_c10_records_iter14.csv"
 
-if "profile" not in main.commands:  # until cli.py registers it
-    main.add_command(profile_command.command)
 
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code, fragment=None):
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ncc: error:"), result.stderr
-    assert "Traceback" not in result.output
-    if fragment:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,9 @@ import os
 
 import onnx
 import pytest
-from click.testing import CliRunner
 
-from ncc.compiler.cli import main
+from cli_helpers import invoke
 
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_compile_with_uniform_scale_records_widths(tmp_path, zoo_onnx):
