@@ -60,9 +60,9 @@ def main():
 
 
 def _register():
-    from ncc.compiler.commands import bench, compile, inspect, profile, zoo
+    from ncc.compiler.commands import bench, compile, eval, inspect, profile, run, train, zoo
 
-    for module in (compile, inspect, profile, zoo, bench):
+    for module in (compile, inspect, profile, zoo, train, eval, bench, run):
         main.add_command(module.command)
 
 

@@ -1,6 +1,7 @@
 """One compile, from an ONNX file to a finished bundle. The CLI's `compile`
 calls this; so may any Python program."""
 
+import math
 import os
 import signal
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ import onnx
 
 from ncc.compiler import __version__
 from ncc.compiler.bundle import MODEL, BundleWriter
+from ncc.compiler.datasets import RANDOM, load_dataset
+from ncc.compiler.errors import UsageError
 from ncc.compiler.loader import default_opset, load_model
 from ncc.compiler.manifest import build_manifest, sha256_file
 from ncc.compiler.pass_manager import PassManager
@@ -32,6 +35,19 @@ class CompileOptions:
     force: bool = False
     seed: int = 0
     timing: bool = True  # pass times in the manifest; off for byte-identical bundles
+    quantize: str | None = None  # "int8", or None to keep the model float
+    calib: str | None = None  # calibration data (see ncc.compiler.datasets); None: random input
+    calib_method: str = "minmax"
+    calib_samples: int | None = 256  # None: every sample
+    eval_data: str | None = None  # held-out data to measure int8 against fp32
+    eval_samples: int | None = None
+    quant_flavor: str = "auto"  # auto: the target's
+    tune_trials: int = 0  # MetaSchedule trials before a TVM build (0: apply the tuning database as it is)
+    tuning_db: str | None = None  # None: the cache's database for the target's machine
+    rpc_tracker: str | None = None  # HOST:PORT of the RPC tracker that measures tuning candidates on boards
+    rpc_key: str | None = None
+    fp16: bool = False  # TensorRT targets: let the engine use fp16 kernels
+    dla: int | None = None  # TensorRT targets: DLA core to build for (None: the GPU)
 
     def for_manifest(self) -> dict:
         recorded = asdict(self)
@@ -40,6 +56,11 @@ class CompileOptions:
         recorded["input_shapes"] = {k: list(v) for k, v in sorted(self.input_shapes.items())}
         recorded["dump_after"] = sorted(self.dump_after)
         recorded["scale"] = f"{self.scale[0]}:{self.scale[1]:g}" if self.scale else None
+        if self.quantize:
+            recorded["calib"] = self.calib or RANDOM
+        for data in ("calib", "eval_data", "tuning_db"):
+            if recorded[data]:
+                recorded[data] = os.path.basename(os.path.normpath(recorded[data]))
         if self.profile:
             recorded["profile"] = {"file": os.path.basename(self.profile), "sha256": sha256_file(self.profile)}
         return recorded
@@ -56,11 +77,12 @@ def compile_model(model_path: str, out_dir: str, options: CompileOptions | None 
     target = get_target(options.target)
     writer = BundleWriter(out_dir, force=options.force)
     model = load_model(model_path, options.input_shapes)
+    quant_data = _quantization_data(options, model)
     source = {"file": os.path.basename(model_path), "sha256": sha256_file(model_path),
               "opset": default_opset(model), "converted_from_opset": _converted_from(model)}
     cost_before = model_cost(model).to_dict()
     with _interrupts_as_exceptions(), writer:
-        manager = PassManager(build_pipeline(options, target), verify=options.verify,
+        manager = PassManager(build_pipeline(options, target, quant_data), verify=options.verify,
                               dump_after=tuple(options.dump_after), dump_dir=writer.path("dumps"))
         compiled = manager.run(model, PassContext(seed=options.seed, target=target.name))
         _stamp(compiled)
@@ -77,6 +99,23 @@ def compile_model(model_path: str, out_dir: str, options: CompileOptions | None 
             emitted=emitted, artifacts=artifacts, timing=options.timing)
         writer.commit(manifest)
     return Bundle(writer.out_dir, manifest)
+
+
+def _quantization_data(options, model):
+    """(calibration, evaluation or None) datasets, read before any pass runs so
+    that bad data fails fast."""
+    if not options.quantize:
+        return None
+    if len(model.graph.input) != 1:
+        raise UsageError(f"--quantize needs a model with one input; this one has {len(model.graph.input)}")
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    classes = math.prod(d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim[1:])
+    calibration = load_dataset(options.calib or RANDOM, shape, options.calib_samples, options.seed, split="train")
+    evaluation = None
+    if options.eval_data:
+        evaluation = load_dataset(options.eval_data, shape, options.eval_samples, options.seed, split="test")
+        evaluation.require_labels_below(classes)
+    return calibration, evaluation
 
 
 def _converted_from(model):

@@ -2,13 +2,14 @@
 
 Exit codes are a contract for scripts and build systems:
 0 success, 1 compile error, 2 usage error, 3 missing toolchain,
-70 internal error (a bug in ncc), 130 interrupted.
+4 failed benchmark run, 70 internal error (a bug in ncc), 130 interrupted.
 """
 
 EXIT_OK = 0
 EXIT_COMPILE = 1
 EXIT_USAGE = 2
 EXIT_TOOLCHAIN = 3
+EXIT_BENCHMARK = 4
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -36,3 +37,10 @@ class ToolchainError(NccError):
     """A requested step needs a tool that is not installed here."""
 
     exit_code = EXIT_TOOLCHAIN
+
+
+class BenchmarkFailed(NccError):
+    """A timed run failed: its harness crashed, it has too few samples for its
+    p99, or it missed its deadline more often than --max-miss-rate allows."""
+
+    exit_code = EXIT_BENCHMARK

@@ -19,3 +19,14 @@ def write_atomically(path, data: bytes | str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_output(path, force: bool) -> None:
+    """Fail before any work is done if `path` could not be written."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory")
+    if os.path.lexists(path) and not force:
+        raise UsageError(f"{path} already exists (use --force to overwrite it)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"folder '{folder}' does not exist")

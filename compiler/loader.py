@@ -189,6 +189,11 @@ def _require_static_outputs(model):
             raise CompileError(f"graph output '{output.name}' has no static shape after shape inference")
 
 
+def input_shape(model, index: int = 0) -> list:
+    """The static shape of a loaded model's graph input."""
+    return [d.dim_value for d in model.graph.input[index].type.tensor_type.shape.dim]
+
+
 def _first_line(err) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__

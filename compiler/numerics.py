@@ -52,3 +52,17 @@ def max_relative_error(reference: onnx.ModelProto, candidate: onnx.ModelProto, s
         scale = max(float(np.max(np.abs(a))) if a.size else 0.0, 1e-30)
         worst = max(worst, float(np.max(np.abs(a - b))) / scale if a.size else 0.0)
     return worst
+
+
+def batched_predictor(model: onnx.ModelProto, threads: int = 0):
+    """predict(x[N, ...]) -> outputs[N, ...] for a model exported with a fixed
+    batch: samples are run in slices of the model's own batch size."""
+    runner = session(model, threads)
+    name = runner.get_inputs()[0].name
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 1
+
+    def predict(x):
+        usable = len(x) - len(x) % batch
+        parts = [runner.run(None, {name: x[i:i + batch]})[0] for i in range(0, usable, batch)]
+        return np.concatenate(parts) if parts else np.zeros((0,))
+    return predict

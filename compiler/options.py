@@ -87,3 +87,30 @@ def parse_round_to(value):
     if not value.isdigit() or int(value) < 1:
         raise UsageError(f"bad --round-to '{value}': expected a positive integer or auto")
     return int(value)
+
+
+def data_option(required=True, help_text="Training data: .npz (x, y), a CIFAR python folder, or an "
+                                         "image folder per class (see README)."):
+    return click.option("--data", required=required, metavar="DATA", help=help_text)
+
+
+def training_options(func):
+    """How a model is trained: the same flags for `ncc train` and `ncc profile search`."""
+
+    @click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1), help="Training epochs.")
+    @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+    @click.option("--lr", default=0.05, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                  help="Peak learning rate of SGD (momentum 0.9, cosine schedule).")
+    @click.option("--weight-decay", default=5e-4, show_default=True, type=click.FloatRange(min=0))
+    @click.option("--no-augment", is_flag=True, help="Train without random crops and flips.")
+    @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+    @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+    @functools.wraps(func)
+    def wrapper(*args, epochs, batch_size, lr, weight_decay, no_augment, device, seed, **kwargs):
+        from ncc.compiler.training import TrainOptions
+
+        train = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                             augment=not no_augment, seed=seed, device=device)
+        return func(*args, train=train, **kwargs)
+
+    return wrapper

@@ -11,7 +11,7 @@ import onnx_graphsurgeon as gs
 
 from ncc.compiler.errors import UsageError
 from ncc.compiler.pass_manager import PassManager
-from ncc.passes import EliminateDeadCode, FoldBatchNorm, FoldConstants, ScaleChannels
+from ncc.passes import EliminateDeadCode, FoldBatchNorm, FoldConstants, QuantizeInt8, ScaleChannels
 from ncc.passes.analysis.channel_groups import ChannelGroups, analyze
 from ncc.passes.base import PassContext
 
@@ -20,7 +20,8 @@ def simplify_passes() -> list:
     return [FoldConstants(), EliminateDeadCode()]
 
 
-def build_pipeline(options, target) -> list:
+def build_pipeline(options, target, quant_data=None) -> list:
+    """`quant_data` is (calibration, evaluation or None) datasets when options.quantize is set."""
     passes = simplify_passes()
     if options.scale:
         method, ratio = options.scale
@@ -32,6 +33,12 @@ def build_pipeline(options, target) -> list:
     elif options.profile:
         raise UsageError("--profile is used only with --scale neuralscale:R")
     passes.append(FoldBatchNorm())
+    if options.quantize:
+        if options.quantize != "int8":
+            raise UsageError(f"unknown --quantize '{options.quantize}' (ncc quantizes to int8)")
+        calibration, evaluation = quant_data
+        flavor = target.quant_flavor if options.quant_flavor == "auto" else options.quant_flavor
+        passes.append(QuantizeInt8(calibration, flavor, options.calib_method, evaluation, seed=options.seed))
     return passes + target.passes(options)
 
 

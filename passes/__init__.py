@@ -3,6 +3,7 @@
 from ncc.passes.eliminate_dead_code import EliminateDeadCode
 from ncc.passes.fold_batchnorm import FoldBatchNorm
 from ncc.passes.fold_constants import FoldConstants
+from ncc.passes.quantize_int8 import QuantizeInt8
 from ncc.passes.scale_channels import ScaleChannels
 
-PASSES = {cls.name: cls for cls in (EliminateDeadCode, FoldBatchNorm, FoldConstants, ScaleChannels)}
+PASSES = {cls.name: cls for cls in (EliminateDeadCode, FoldBatchNorm, FoldConstants, QuantizeInt8, ScaleChannels)}

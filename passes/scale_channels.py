@@ -18,7 +18,7 @@ from ncc.passes.analysis.channel_importance import channel_importance, keep_orde
 from ncc.passes.base import Pass, PassResult
 from ncc.passes.graph_utils import constant_values, replace_constant
 
-METHODS = ("uniform", "neuralscale")
+METHODS = ("uniform", "neuralscale", "widths")  # widths: given explicitly, e.g. by architecture descent
 _NEUTRAL = {("BatchNormalization", 1): 1.0, ("BatchNormalization", 4): 1.0, ("InstanceNormalization", 1): 1.0,
             ("Mul", None): 1.0, ("Div", None): 1.0, ("Pow", None): 1.0}
 _AXIS_ORDER = {IN: 0, CHANNEL: 1, OUT: 2}  # producer rows last: new rows are initialised whole
@@ -27,10 +27,10 @@ _AXIS_ORDER = {IN: 0, CHANNEL: 1, OUT: 2}  # producer rows last: new rows are in
 class ScaleChannels(Pass):
     name = "scale-channels"
 
-    def __init__(self, method: str, ratio: float, profile: str | None = None, importance: str = "l1",
-                 round_to: int = 1, seed: int = 0):
+    def __init__(self, method: str, ratio: float = 1.0, profile: str | None = None, importance: str = "l1",
+                 round_to: int = 1, seed: int = 0, widths: dict | None = None):
         super().__init__(method=method, ratio=ratio, profile=profile, importance=importance,
-                         round_to=round_to, seed=seed)
+                         round_to=round_to, seed=seed, **({"widths": widths} if widths is not None else {}))
 
     def run(self, graph, ctx):
         groups = analyze(graph)
@@ -46,6 +46,11 @@ class ScaleChannels(Pass):
         stats = {"params_before": groups.param_count({})}
         if method == "uniform":
             widths = channel_widths.uniform_widths(groups, ratio)
+        elif method == "widths":
+            widths = {g.id: int(self.options["widths"][g.id]) for g in groups.scalable
+                      if g.id in self.options["widths"]}
+            if len(widths) != len(groups.scalable) or len(widths) != len(self.options["widths"]):
+                raise CompileError("the widths given do not name exactly the scalable groups of the model")
         else:
             profile = neuralscale.match_profile(neuralscale.load_profile(self.options["profile"]),
                                                 [g.id for g in groups.scalable])

@@ -1,40 +1,94 @@
-"""Running a bundle's harness on this machine and reading back its results."""
+"""Running a bundle's harness on this machine, natively or under qemu for a
+smoke test, and completing its results from the bundle's manifest.
 
-import json
+A harness kind is one entry of HARNESS_KINDS: the command that starts it
+(before the run-rule flags, which every harness takes alike). A bundle whose
+manifest gives the harness an `arch` other than this machine's runs only with
+--emulate, under that architecture's qemu user-mode emulator.
+"""
+
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 
 from ncc.compiler.bundle import read_manifest
-from ncc.compiler.errors import CompileError, UsageError
+from ncc.compiler.errors import BenchmarkFailed, ToolchainError, UsageError
+from ncc.runtime_harness import rt_power, rt_results
+from ncc.runtime_harness.results import load_json, validate
+from ncc.runtime_harness.rt_rules import RunRules
 
-RESULTS_FORMAT = "ncc-results"
+EXIT_FAILED_RUN = 4  # a harness's exit code for a run it judged failed, results written
+EMULATORS = {"aarch64": ("qemu-aarch64", "/usr/aarch64-linux-gnu")}  # arch -> (qemu user-mode, sysroot for -L)
 
 
-def run_bundle(bundle_dir: str, iterations: int = 100, warmup: int = 10, threads: int = 1,
-               seed: int = 0) -> dict:
+def _python_harness(bundle_dir: str, harness: dict) -> list:
+    return [sys.executable, os.path.join(bundle_dir, harness["entry"]),
+            "--model", os.path.join(bundle_dir, harness["model"])]
+
+
+def _tvm_cpp_harness(bundle_dir: str, harness: dict) -> list:
+    return [os.path.join(bundle_dir, harness["binary"]), "--model", os.path.join(bundle_dir, harness["model"]),
+            "--inputs", os.path.join(bundle_dir, harness["inputs"])]
+
+
+HARNESS_KINDS = {"onnxruntime-python": _python_harness, "tvm-cpp": _tvm_cpp_harness}
+
+
+def run_bundle(bundle_dir: str, rules: RunRules = RunRules(), emulate: bool = False, extra_argv=()) -> dict:
+    """`extra_argv`: further harness flags every kind takes (--input X.npy --output Y.npy)."""
     manifest = read_manifest(bundle_dir)
     harness = manifest.get("harness") or {}
-    if harness.get("kind") != "onnxruntime-python":
-        raise UsageError(f"{bundle_dir}: its harness ({harness.get('kind') or 'none'}) does not run on this machine")
-    entry = os.path.join(bundle_dir, harness["entry"])
-    model = os.path.join(bundle_dir, harness["model"])
+    command = HARNESS_KINDS.get(harness.get("kind"))
+    if command is None:
+        raise UsageError(f"{bundle_dir}: ncc bench cannot run its harness ({harness.get('kind') or 'none'}) here; "
+                         f"it runs {', '.join(sorted(HARNESS_KINDS))}")
+    emulator = _emulator(bundle_dir, harness.get("arch"), emulate)
     with tempfile.TemporaryDirectory(prefix="ncc-bench-") as scratch:
         results_path = os.path.join(scratch, "results.json")
-        argv = [sys.executable, entry, "--model", model, "--iterations", str(iterations),
-                "--warmup", str(warmup), "--threads", str(threads), "--seed", str(seed),
-                "--json", results_path]
+        argv = emulator + command(bundle_dir, harness) + rules.to_argv() + list(extra_argv) + ["--json", results_path]
         done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise CompileError(f"the bundle's harness failed (exit {done.returncode}): {last}")
-        return read_results(results_path)
+        results = _written_results(results_path, done)
+    return complete(results, manifest, emulator[0] if emulator else None)
 
 
-def read_results(path: str) -> dict:
-    with open(path) as handle:
-        results = json.load(handle)
-    if results.get("format") != RESULTS_FORMAT:
-        raise UsageError(f"{path} is not an ncc results file")
+def _emulator(bundle_dir, arch, emulate) -> list:
+    if not arch or arch == platform.machine():
+        return []
+    if not emulate:
+        raise UsageError(f"{bundle_dir}: its harness is built for {arch}; run it on the board and read the results "
+                         "with `ncc bench --import`, or pass --emulate for a smoke test under qemu")
+    if arch not in EMULATORS:
+        raise ToolchainError(f"ncc knows no emulator for {arch}")
+    qemu, sysroot = EMULATORS[arch]
+    if not shutil.which(qemu):
+        raise ToolchainError(f"{qemu} is not installed (apt-get install qemu-user); --emulate needs it")
+    return [qemu, "-L", sysroot]
+
+
+def _written_results(path, done) -> dict:
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    if done.returncode not in (0, EXIT_FAILED_RUN) or not os.path.exists(path):
+        raise BenchmarkFailed(f"the bundle's harness failed (exit {done.returncode}): {last}")
+    return load_json(path)
+
+
+def complete(results: dict, manifest: dict, emulator=None) -> dict:
+    """Fill in what the bundle knows and the harness may not (the model's
+    memory), mark an emulated run, and check the schema."""
+    memory = results.get("memory")
+    if isinstance(memory, dict):
+        for key, value in rt_results.model_memory(manifest).items():
+            if memory.get(key) is None:
+                memory[key] = value
+    if emulator:
+        results["emulated"] = True
+        results["power"] = rt_power.absent("emulated run")
+        results.setdefault("notes", []).append(
+            f"emulated under {emulator}: latency, jitter and memory say nothing about the board")
+    problems = validate(results)
+    if problems:
+        raise BenchmarkFailed(f"the harness wrote results that break the schema: {problems[0]}")
     return results

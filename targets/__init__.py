@@ -1,9 +1,12 @@
 """The target registry: adding a board is one module and one line here."""
 
 from ncc.compiler.errors import UsageError
+from ncc.targets.cortex_a72 import CortexA72Target
 from ncc.targets.host import HostTarget
+from ncc.targets.onnxruntime import OnnxRuntimeTarget
+from ncc.targets.xavier import XavierTarget
 
-TARGETS = [HostTarget()]
+TARGETS = [HostTarget(), CortexA72Target(), OnnxRuntimeTarget(), XavierTarget()]
 
 
 def target_names() -> list[str]:

@@ -34,6 +34,7 @@ class Target:
     aliases: tuple = ()
     description: str = ""
     channel_multiple: int = 1  # preferred multiple for channel widths
+    quant_flavor: str = "generic"  # int8 scheme for --quant-flavor auto (ncc.passes.quant_flavors)
 
     def passes(self, options) -> list:
         """Passes this target needs after the generic pipeline."""

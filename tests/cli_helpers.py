@@ -1,7 +1,6 @@
 """Running ncc's CLI in tests and checking how it fails."""
 
 from click.testing import CliRunner
-
 from ncc.compiler.cli import main
 
 

@@ -5,8 +5,6 @@ import os
 import numpy as np
 import pytest
 
-ZOO_CASES = [(m, d) for m in ("vgg11", "mobilenetv2", "resnet50") for d in ("cifar10", "tinyimagenet")]
-
 
 def _randomize_batchnorm(module, seed):
     """Default BatchNorm init (mean 0, var 1, scale 1, shift 0) would make folding

@@ -6,6 +6,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+ZOO_CASES = [(m, d) for m in ("vgg11", "mobilenetv2", "resnet50") for d in ("cifar10", "tinyimagenet")]
+
 
 def make_model(nodes, initializers=None, inputs=None, outputs=None, opset=17, extra_opsets=()):
     """A model from onnx.helper parts; inputs/outputs are {name: shape} (float32)."""

@@ -3,6 +3,8 @@
 import click
 
 from ncc.compiler.options import debug_option, model_input_options, parse_round_to, parse_scale
+from ncc.compiler.quantization_options import quantization_options
+from ncc.compiler.tuning_options import tuning_options
 from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
 
 
@@ -20,6 +22,12 @@ from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
               help="Which channels a shrink keeps: largest L1 or L2 norm of the producing weights, or the first.")
 @click.option("--round-to", metavar="N|auto",
               help="Round every scaled width to a multiple of N (auto: the target's preferred multiple).")
+@quantization_options
+@tuning_options
+@click.option("--fp16", is_flag=True, help="TensorRT targets (xavier): build the engine with fp16 kernels enabled.")
+@click.option("--dla", type=click.IntRange(0, 1), is_flag=False, flag_value=0, metavar="[CORE]",
+              help="TensorRT targets (xavier): build for DLA core CORE (default 0), GPU fallback allowed; "
+                   "with --quantize int8 the bundle also gets the fp32 model and a TensorRT calibration cache.")
 @click.option("--dump-after", multiple=True, metavar="PASS",
               help="Write the graph after PASS to DIR/dumps/ (repeatable; `all` for every pass).")
 @click.option("--verify", is_flag=True,
@@ -29,14 +37,21 @@ from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
 @click.option("--reproducible", is_flag=True,
               help="Leave pass times out of the manifest, so identical compiles give byte-identical bundles.")
 @debug_option
-def command(model, input_shapes, out_dir, target, scale, profile, importance, round_to, dump_after, verify, seed,
-            force, reproducible):
+def command(model, input_shapes, out_dir, target, scale, profile, importance, round_to, quantization, tuning,
+            fp16, dla, dump_after, verify, seed, force, reproducible):
     """Compile MODEL (ONNX) into a bundle for a target board."""
     from ncc.compiler import summary
     from ncc.compiler.driver import CompileOptions, compile_model
+    from ncc.compiler.errors import UsageError
+    from ncc.targets import get_target
 
+    trt_only = [flag for flag, given in (("--fp16", fp16), ("--dla", dla is not None)) if given]
+    if trt_only and get_target(target).quant_flavor != "tensorrt":
+        raise UsageError(f"{' and '.join(trt_only)} apply only to TensorRT targets (xavier)")
     options = CompileOptions(target=target, input_shapes=input_shapes, scale=parse_scale(scale), profile=profile,
                              importance=importance, round_to=parse_round_to(round_to) or 1, verify=verify,
-                             dump_after=dump_after, force=force, seed=seed, timing=not reproducible)
+                             dump_after=dump_after, force=force, seed=seed, timing=not reproducible,
+                             fp16=fp16, dla=dla,
+                             **quantization, **tuning)
     bundle = compile_model(model, out_dir, options)
     click.echo(summary.compile_summary(bundle.path, bundle.manifest))

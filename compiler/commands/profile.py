@@ -4,12 +4,11 @@ pruning record. Either way the profile names the model's scalable channel
 groups, as the scaling pass finds them."""
 
 import functools
-import os
 
 import click
 
-from ncc.compiler.errors import UsageError
-from ncc.compiler.options import debug_option, parse_input_shapes
+from ncc.compiler.files import check_output
+from ncc.compiler.options import data_option, debug_option, model_input_options, parse_input_shapes, training_options
 from ncc.passes import neuralscale
 
 
@@ -32,7 +31,7 @@ def _model_and_output_options(func):
     @debug_option
     @functools.wraps(func)
     def wrapper(*args, input_shapes, output, force, **kwargs):
-        _check_output(output, force)
+        check_output(output, force)
         return func(*args, input_shapes=parse_input_shapes(input_shapes), output=output, **kwargs)
 
     return wrapper
@@ -66,15 +65,45 @@ def fit_command(records, model, input_shapes, output):
     _write(neuralscale.fit_profile(widths, [g.id for g in groups.scalable], groups.param_count), output)
 
 
-def _check_output(output, force):
-    """Fail before any work is done if the profile could not be written."""
-    if os.path.isdir(output):
-        raise UsageError(f"{output} is a directory")
-    if os.path.lexists(output) and not force:
-        raise UsageError(f"{output} already exists (use --force to overwrite it)")
-    folder = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(folder):
-        raise UsageError(f"folder '{folder}' does not exist")
+@command.command("search", short_help="Search a profile by NeuralScale's architecture descent.")
+@model_input_options
+@data_option()
+@click.option("-o", "--output", required=True, metavar="P.json", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--iterations", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Architecture-descent iterations (each trains from scratch, prunes and fits).")
+@click.option("--prune-step", type=click.IntRange(min=1),
+              help="Channels pruned per pruning step (default: 1% of all scalable channels).")
+@click.option("--prune-every", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Minibatches between pruning steps.")
+@click.option("--warmup-epochs", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Epochs of each iteration trained before pruning starts.")
+@click.option("--fraction", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Fraction of all scalable channels pruned before an iteration stops.")
+@click.option("--records", metavar="DIR", type=click.Path(file_okay=False, path_type=str),
+              help="Keep prune records and per-iteration profiles here (default: P.json.records); "
+                   "iterations found there are not run again.")
+@click.option("--force", is_flag=True, help="Overwrite P.json if it exists.")
+@training_options
+@debug_option
+def search_command(model, input_shapes, data, output, iterations, prune_step, prune_every, warmup_epochs, fraction,
+                   records, force, train):
+    """Search a profile for MODEL on DATA by architecture descent: train,
+    prune channels by the Taylor score of per-group gates, record the widths,
+    fit the power laws, restart from the fitted widths; --epochs bounds each
+    iteration."""
+    from ncc.compiler.architecture_descent import SearchOptions, search
+    from ncc.compiler.datasets import load_dataset
+    from ncc.compiler.loader import input_shape, load_model
+    from ncc.compiler.pipeline import channel_groups
+
+    check_output(output, force)
+    simplified = channel_groups(load_model(model, input_shapes))[0]
+    dataset = load_dataset(data, input_shape(simplified), split="train", seed=train.seed)
+    options = SearchOptions(iterations=iterations, epochs=train.epochs, warmup_epochs=warmup_epochs,
+                            prune_step=prune_step, prune_every=prune_every, fraction=fraction, train=train)
+    profile = search(simplified, dataset, options, records or f"{output}.records",
+                     progress=lambda line: click.echo(line, err=True))
+    _write(profile, output)
 
 
 def _scalable_groups(model_path, input_shapes):

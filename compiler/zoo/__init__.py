@@ -46,7 +46,12 @@ def build(name: str, dataset: str, width_mult: float = 1.0, seed: int = 0):
 
 
 def export_onnx(module, dataset: str, path, opset: int = OPSET) -> None:
-    """Export `module` for a static 1x3xHxW input to `path` (a path or binary file).
+    """Export `module` for the dataset's 1x3xHxW input to `path` (a path or binary file)."""
+    export_module(module, _dataset(dataset)[1], path, opset)
+
+
+def export_module(module, size: int, path, opset: int = OPSET) -> None:
+    """Export `module` for a static 1x3x`size`x`size` input.
 
     The legacy TorchScript exporter with TrainingMode.PRESERVE and no constant
     folding keeps BatchNormalization nodes unfused, which the passes need to
@@ -54,7 +59,6 @@ def export_onnx(module, dataset: str, path, opset: int = OPSET) -> None:
     """
     import torch
 
-    _, size = _dataset(dataset)
     x = torch.zeros(1, 3, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -5,7 +5,7 @@ constant operand in a parameter position of a counted op (the `_OPS` table)
 contributes its element count, so a tensor that torch's exporter deduplicated
 into one initializer still counts once for each layer that uses it. An operand
 is constant when it is an initializer or a Constant output, possibly reached
-through Identity nodes (which is how the exporter spells the deduplication).
+through Identity nodes (the exporter's deduplication) or Q/DQ nodes (int8 weights).
 
 MACs follow the usual convention: one multiply-accumulate per weight per output
 element, bias additions not counted. BatchNormalization has parameters
@@ -132,6 +132,11 @@ _OPS: dict[str, _OpCost] = {
 }
 
 
+# A constant through these is still the same parameter: the exporter's
+# deduplication (Identity) and int8 quantization (weights behind Q/DQ nodes).
+_CONSTANT_PRESERVING = ("Identity", "QuantizeLinear", "DequantizeLinear")
+
+
 # --- public API ------------------------------------------------------------------
 
 def parameter_inputs(op_type: str) -> tuple[int, ...]:
@@ -177,7 +182,7 @@ class _Graph:
                 self.constants[node.output[0]] = _constant_info(node)
         self._roots = {name: name for name in self.constants}  # constant name -> stored tensor
         for node in self.nodes:
-            if node.op_type == "Identity" and node.input[0] in self._roots:
+            if node.op_type in _CONSTANT_PRESERVING and node.input[0] in self._roots:
                 self._roots[node.output[0]] = self._roots[node.input[0]]
         self._typed = {v.name: tensor_info(v) for v in (*graph.input, *graph.value_info, *graph.output)}
 

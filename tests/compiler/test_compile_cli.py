@@ -6,12 +6,9 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from cli_helpers import assert_one_line_error, invoke
 from onnx import helper
 from onnx_builders import make_model, save
-
-from cli_helpers import assert_one_line_error, invoke
-
-
 
 
 def listing(folder):
@@ -21,7 +18,8 @@ def listing(folder):
 @pytest.fixture(scope="module")
 def vgg_bundle(tmp_path_factory, zoo_onnx):
     out = tmp_path_factory.mktemp("bundles") / "vgg"
-    result = invoke("compile", zoo_onnx("vgg11"), "-o", out, "--verify", "--dump-after", "fold-batchnorm")
+    result = invoke("compile", zoo_onnx("vgg11"), "-o", out, "--target", "onnxruntime", "--verify",
+                    "--dump-after", "fold-batchnorm")
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -30,7 +28,7 @@ def test_compile_writes_a_complete_bundle(vgg_bundle, zoo_onnx):
     out, result = vgg_bundle
     assert "fold-batchnorm" in result.stdout and str(out) in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["target"]["name"] == "host"
+    assert manifest["target"]["name"] == "onnxruntime"
     assert manifest["versions"]["ncc"] and manifest["versions"]["onnxruntime"]
     source = open(zoo_onnx("vgg11"), "rb").read()
     import hashlib
@@ -58,7 +56,8 @@ def test_compile_writes_a_complete_bundle(vgg_bundle, zoo_onnx):
 def test_same_inputs_give_byte_identical_bundles(tmp_path, zoo_onnx):
     model = zoo_onnx("mobilenetv2")
     for name in ("a", "b"):
-        assert invoke("compile", model, "-o", tmp_path / name, "--reproducible").exit_code == 0
+        assert invoke("compile", model, "-o", tmp_path / name,
+                      "--target", "onnxruntime", "--reproducible").exit_code == 0
     files = [os.path.relpath(os.path.join(d, f), tmp_path / "a")
              for d, _, fs in os.walk(tmp_path / "a") for f in fs]
     assert "manifest.json" in files and "model.onnx" in files
@@ -68,7 +67,7 @@ def test_same_inputs_give_byte_identical_bundles(tmp_path, zoo_onnx):
 
 def test_timed_manifests_differ_only_in_times(tmp_path, zoo_onnx):
     for name in ("a", "b"):
-        assert invoke("compile", zoo_onnx("vgg11"), "-o", tmp_path / name).exit_code == 0
+        assert invoke("compile", zoo_onnx("vgg11"), "-o", tmp_path / name, "--target", "onnxruntime").exit_code == 0
 
     def untimed(name):
         manifest = json.loads((tmp_path / name / "manifest.json").read_text())
@@ -83,15 +82,16 @@ def test_timed_manifests_differ_only_in_times(tmp_path, zoo_onnx):
 def test_existing_output_needs_force(vgg_bundle, zoo_onnx):
     out, _ = vgg_bundle
     before = listing(out)
-    assert_one_line_error(invoke("compile", zoo_onnx("vgg11"), "-o", out), 2, "--force")
+    assert_one_line_error(invoke("compile", zoo_onnx("vgg11"), "-o", out, "--target", "onnxruntime"), 2, "--force")
     assert listing(out) == before
 
 
 def test_force_replaces_a_bundle(tmp_path, zoo_onnx):
     out = tmp_path / "b"
-    assert invoke("compile", zoo_onnx("vgg11"), "-o", out, "--dump-after", "all").exit_code == 0
+    assert invoke("compile", zoo_onnx("vgg11"), "-o", out, "--target", "onnxruntime",
+                  "--dump-after", "all").exit_code == 0
     assert (out / "dumps").is_dir()
-    assert invoke("compile", zoo_onnx("vgg11"), "-o", out, "--force").exit_code == 0
+    assert invoke("compile", zoo_onnx("vgg11"), "-o", out, "--target", "onnxruntime", "--force").exit_code == 0
     assert not (out / "dumps").exists()
     assert listing(tmp_path) == ["b"]
 
@@ -128,7 +128,7 @@ def test_errors_are_one_line_and_leave_nothing(tmp_path, zoo_onnx, case, code, p
         extra = {"unknown-target": ["--target", "nope"], "bad-shape-spec": ["--input-shape", "x:1x3xAx8"],
                  "bad-dump-name": ["--dump-after", "no-such-pass"]}[case]
     out = tmp_path / "out" / "bundle"
-    result = invoke("compile", path, "-o", out, *extra)
+    result = invoke("compile", path, "-o", out, "--target", "onnxruntime", *extra)
     assert_one_line_error(result, code, pattern)
     assert not (tmp_path / "out").exists() or listing(tmp_path / "out") == []
 
@@ -136,7 +136,7 @@ def test_errors_are_one_line_and_leave_nothing(tmp_path, zoo_onnx, case, code, p
 def test_debug_shows_the_traceback(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(b"garbage")
-    result = invoke("compile", path, "-o", tmp_path / "out", "--debug")
+    result = invoke("compile", path, "-o", tmp_path / "out", "--target", "onnxruntime", "--debug")
     assert result.exit_code == 1 and "Traceback" in result.stderr
 
 
@@ -144,7 +144,8 @@ def test_input_shape_sets_the_batch(tmp_path):
     weight = np.ones((2, 3, 1, 1), np.float32)
     path = save(make_model([helper.make_node("Conv", ["x", "w"], ["y"])], {"w": weight},
                            inputs={"x": ["N", 3, 8, 8]}, outputs={"y": ["N", 2, 8, 8]}), tmp_path)
-    assert invoke("compile", path, "-o", tmp_path / "b", "--input-shape", "x:4x3x8x8").exit_code == 0
+    assert invoke("compile", path, "-o", tmp_path / "b",
+                  "--target", "onnxruntime", "--input-shape", "x:4x3x8x8").exit_code == 0
     compiled = onnx.load(tmp_path / "b" / "model.onnx")
     assert [d.dim_value for d in compiled.graph.input[0].type.tensor_type.shape.dim] == [4, 3, 8, 8]
     assert [d.dim_value for d in compiled.graph.output[0].type.tensor_type.shape.dim] == [4, 2, 8, 8]
@@ -158,7 +159,9 @@ def test_cli_as_a_subprocess(tmp_path):
     for command in ("compile", "inspect", "zoo", "bench"):
         shown = subprocess.run([*ncc, command, "--help"], capture_output=True, text=True)
         assert shown.returncode == 0 and "Usage:" in shown.stdout
-    done = subprocess.run([*ncc, "compile", path, "-o", tmp_path / "b"], capture_output=True, text=True)
+    done = subprocess.run([*ncc, "compile", path, "-o", tmp_path / "b",
+                          "--target", "onnxruntime"], capture_output=True, text=True)
     assert done.returncode == 0 and (tmp_path / "b" / "manifest.json").exists()
-    failed = subprocess.run([*ncc, "compile", path, "-o", tmp_path / "b"], capture_output=True, text=True)
+    failed = subprocess.run([*ncc, "compile", path, "-o", tmp_path / "b",
+                            "--target", "onnxruntime"], capture_output=True, text=True)
     assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr

@@ -3,11 +3,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from onnx import helper
-from onnx_builders import make_model, save
-
 from ncc.compiler.cli import main
 from ncc.compiler.report import format_bytes, format_count, format_table
+from onnx import helper
+from onnx_builders import make_model, save
 
 ACT = 4 * 8 * 8 * 4  # bytes of one (1, 4, 8, 8) float32 activation
 

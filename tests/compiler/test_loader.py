@@ -3,11 +3,10 @@ import os
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-from onnx_builders import make_model, save
-
 from ncc.compiler.errors import CompileError, UsageError
 from ncc.compiler.loader import NCC_OPSET, load_model
+from onnx import TensorProto, helper, numpy_helper
+from onnx_builders import make_model, save
 
 
 def _conv_model(opset=17, batch=1, height=8):

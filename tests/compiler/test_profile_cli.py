@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cli_helpers import assert_one_line_error, invoke
 from ncc.passes import neuralscale
 

@@ -3,14 +3,12 @@ import os
 
 import onnx
 import pytest
-
 from cli_helpers import invoke
 
 
-
 def test_compile_with_uniform_scale_records_widths(tmp_path, zoo_onnx):
-    result = invoke("compile", zoo_onnx("mobilenetv2"), "-o", tmp_path / "b", "--scale", "uniform:0.5",
-                    "--round-to", "8", "--importance", "l2")
+    result = invoke("compile", zoo_onnx("mobilenetv2"), "-o", tmp_path / "b", "--target", "onnxruntime",
+                    "--scale", "uniform:0.5", "--round-to", "8", "--importance", "l2")
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["options"]["scale"] == "uniform:0.5" and manifest["options"]["round_to"] == 8
@@ -33,7 +31,7 @@ def test_compile_with_uniform_scale_records_widths(tmp_path, zoo_onnx):
     (["--profile", "p.json"], "only with --scale neuralscale"),
 ])
 def test_bad_scale_options_are_usage_errors(tmp_path, zoo_onnx, args, pattern):
-    result = invoke("compile", zoo_onnx("vgg11"), "-o", tmp_path / "b", *args)
+    result = invoke("compile", zoo_onnx("vgg11"), "-o", tmp_path / "b", "--target", "onnxruntime", *args)
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and pattern in result.stderr
     assert not (tmp_path / "b").exists()
@@ -64,8 +62,8 @@ def test_reference_vgg_profile_reproduces_the_original_widths(tmp_path, zoo_onnx
     assert imported.exit_code == 0, imported.output
     for ratio, expected in reference["expected_widths_original_solver"].items():
         out = tmp_path / f"b{ratio}"
-        result = invoke("compile", zoo_onnx("vgg11"), "-o", out, "--scale", f"neuralscale:{ratio}",
-                        "--profile", profile)
+        result = invoke("compile", zoo_onnx("vgg11"), "-o", out, "--target", "onnxruntime",
+                        "--scale", f"neuralscale:{ratio}", "--profile", profile)
         assert result.exit_code == 0, result.output
         manifest = json.loads((out / "manifest.json").read_text())
         stats = next(p for p in manifest["passes"] if p["name"] == "scale-channels")["stats"]

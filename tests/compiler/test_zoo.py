@@ -8,10 +8,9 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-from torch import nn
-
 from ncc.compiler import zoo
 from ncc.compiler.errors import UsageError
+from torch import nn
 
 CASES = [(model, dataset) for model in zoo.MODELS for dataset in zoo.DATASETS]
 

@@ -1,14 +1,12 @@
 import numpy as np
 import onnx_graphsurgeon as gs
 import pytest
-from conftest import ZOO_CASES
-from onnx import helper
-from onnx_builders import make_model
-
 from ncc.compiler.loader import load_model, prepare_model
 from ncc.compiler.pipeline import channel_groups
 from ncc.passes.analysis.channel_groups import IN, analyze
 from ncc.passes.analysis.cost import count_parameters
+from onnx import helper
+from onnx_builders import ZOO_CASES, make_model
 
 RNG = np.random.default_rng(0)
 

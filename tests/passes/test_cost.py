@@ -5,12 +5,11 @@ import onnx
 import onnx_builders
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
-from torch import nn
-
 from ncc.compiler import zoo
 from ncc.compiler.errors import CompileError
 from ncc.passes.analysis.cost import count_parameters, layer_costs, model_cost
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
 
 F32 = 4  # bytes per float32 element
 
@@ -216,3 +215,16 @@ def test_zoo_params_match_torch(name, dataset, tmp_path):
     zoo.export_onnx(module, dataset, tmp_path / "model.onnx")
     model = onnx.load(tmp_path / "model.onnx")
     assert count_parameters(model) == sum(p.numel() for p in module.parameters())
+
+
+def test_weights_behind_dequantize_still_count_as_parameters():
+    weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.int8), "w_q")
+    scale = numpy_helper.from_array(np.full(4, 0.1, np.float32), "w_scale")
+    zero = numpy_helper.from_array(np.zeros(4, np.int8), "w_zero")
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], axis=0),
+         helper.make_node("Conv", ["x", "w"], ["y"])], "q",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], [weight, scale, zero])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert count_parameters(model) == 4 * 3 * 3 * 3

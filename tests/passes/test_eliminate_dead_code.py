@@ -1,8 +1,7 @@
 import numpy as np
+from ncc.passes import EliminateDeadCode
 from onnx import helper
 from onnx_builders import apply_passes, make_model, ops
-
-from ncc.passes import EliminateDeadCode
 
 
 def test_removes_identity_dropout_and_unused_nodes_keeping_output_names():

@@ -1,13 +1,11 @@
 import numpy as np
 import onnx
 import pytest
-from conftest import ZOO_CASES
-from onnx import helper
-from onnx_builders import apply_passes, make_model, ops
-
 from ncc.compiler import numerics
 from ncc.compiler.loader import load_model
 from ncc.passes import EliminateDeadCode, FoldBatchNorm, FoldConstants
+from onnx import helper
+from onnx_builders import ZOO_CASES, apply_passes, make_model, ops
 
 
 def _bn_inputs(rng, n, prefix="bn"):

@@ -1,8 +1,7 @@
 import numpy as np
+from ncc.passes import FoldConstants
 from onnx import helper
 from onnx_builders import apply_passes, make_model, ops
-
-from ncc.passes import FoldConstants
 
 
 def test_folds_shape_arithmetic_of_a_flatten_written_as_reshape():

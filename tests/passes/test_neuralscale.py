@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from ncc.compiler.errors import UsageError
 from ncc.passes import neuralscale
 from ncc.passes.neuralscale import Profile

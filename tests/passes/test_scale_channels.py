@@ -1,10 +1,6 @@
 import numpy as np
 import onnx
 import pytest
-from conftest import ZOO_CASES
-from onnx import helper, numpy_helper
-from onnx_builders import make_model
-
 from ncc.compiler import numerics
 from ncc.compiler.loader import load_model
 from ncc.compiler.pass_manager import PassManager
@@ -13,6 +9,8 @@ from ncc.passes import ScaleChannels
 from ncc.passes.analysis.cost import count_parameters
 from ncc.passes.base import PassContext
 from ncc.passes.channel_widths import uniform_width
+from onnx import helper, numpy_helper
+from onnx_builders import ZOO_CASES, make_model
 
 RATIOS = (0.25, 0.5, 0.75, 1.0)
 
@@ -179,7 +177,6 @@ def synthetic_records(groups, rows=10):
 @pytest.mark.parametrize("name,dataset", ZOO_CASES)
 def test_neuralscale_scaling_of_the_zoo(simplified, tmp_path, name, dataset):
     import onnx_graphsurgeon as gs
-
     from ncc.passes import neuralscale
     from ncc.passes.analysis.channel_groups import analyze
 

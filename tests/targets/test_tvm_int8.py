@@ -1,0 +1,84 @@
+"""int8 models on the TVM targets execute integer kernels: every convolution
+and matmul of a QDQ model reads uint8/int8 operands (no float convolution
+remains), and the outputs equal ONNX Runtime's QDQ execution within one
+quantization step."""
+
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from cli_helpers import invoke
+
+needs_cross = pytest.mark.skipif(not (shutil.which("aarch64-linux-gnu-g++") and shutil.which("qemu-aarch64")),
+                                 reason="needs g++-aarch64-linux-gnu and qemu-user (.ci/apt-packages.txt)")
+INTEGER = {"int8", "uint8"}
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tmp_path_factory, zoo_onnx):
+    folder = tmp_path_factory.mktemp("int8")
+
+    def get(model, target):
+        out = folder / f"{model}-{target}"
+        if not out.exists():
+            result = invoke("compile", zoo_onnx(model), "-o", out, "--target", target, "--quantize", "int8",
+                            "--calib-samples", "8", "--scale", "uniform:0.25")
+            assert result.exit_code == 0, result.output
+        return out
+
+    return get
+
+
+def output_step(model: onnx.ModelProto) -> float:
+    """The scale of the DequantizeLinear that gives the graph output: one quantization step."""
+    output = model.graph.output[0].name
+    node = next(n for n in model.graph.node if output in n.output)
+    assert node.op_type == "DequantizeLinear"
+    scale = next(i for i in model.graph.initializer if i.name == node.input[1])
+    return float(onnx.numpy_helper.to_array(scale))
+
+
+@pytest.mark.parametrize("model,target", [
+    ("vgg11", "host"),
+    ("resnet50", "host"),
+    pytest.param("mobilenetv2", "cortex-a72", marks=needs_cross),
+])
+def test_int8_bundle_equals_onnxruntime_qdq_within_one_step(int8_bundle, tmp_path, model, target):
+    bundle = int8_bundle(model, target)
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = invoke("run", bundle, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    step = output_step(onnx.load(bundle / "model.onnx"))
+    assert np.abs(np.load(tmp_path / "y.npy") - expected).max() <= step * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("model", ["vgg11", "mobilenetv2", "resnet50"])
+def test_no_float_convolution_remains_in_an_int8_model(int8_bundle, model):
+    from ncc.targets import tvm_build
+    from ncc.targets.host import HostTarget
+    from ncc.targets.tvm_integer_ops import integer_layers_pass
+    from tvm import relax, tirx
+
+    qdq = onnx.load(int8_bundle(model, "host") / "model.onnx")
+    layers = []
+
+    def collect(expr):
+        if isinstance(expr, relax.Call) and getattr(expr.op, "name", "") in ("relax.nn.conv2d", "relax.matmul"):
+            layers.append((expr.op.name, [str(arg.ty.dtype) for arg in expr.args], str(expr.ty.dtype)))
+
+    relax.analysis.post_order_visit(integer_layers_pass()(tvm_build.import_onnx(qdq))["main"], collect)
+    convolutions = sum(n.op_type == "Conv" for n in qdq.graph.node)
+    assert sum(name == "relax.nn.conv2d" for name, _, _ in layers) == convolutions > 0
+    for name, operands, result in layers:
+        assert operands[0] in INTEGER and operands[1] == "int8" and result == "int32", (name, operands, result)
+
+    # and so the compiled kernels: each convolution or matmul kernel reads int8 weights
+    prepared = tvm_build.prepare(tvm_build.import_onnx(qdq), tvm_build.tvm_target(HostTarget().machine()))
+    for gvar, func in prepared.functions.items():
+        if isinstance(func, tirx.PrimFunc) and ("conv2d" in gvar.name_hint or "matmul" in gvar.name_hint):
+            assert "int8" in {str(p.dtype) for p in func.params}, gvar.name_hint
