@@ -34,7 +34,9 @@ demo: $(STAMP)
 	$(NCC) zoo vgg11 --dataset cifar10 -o $(DEMO)/vgg11.onnx --force
 	$(NCC) inspect $(DEMO)/vgg11.onnx
 	$(NCC) compile $(DEMO)/vgg11.onnx -o $(DEMO)/vgg11.host --target host --verify --force
-	$(NCC) bench $(DEMO)/vgg11.host --iterations 200 --warmup 20 --json $(DEMO)/vgg11.host.results.json
+	$(NCC) bench $(DEMO)/vgg11.host --iterations 100 --warmup 10 --json $(DEMO)/vgg11.host.results.json
+	$(NCC) compile $(DEMO)/vgg11.onnx -o $(DEMO)/vgg11.ort --target onnxruntime --force
+	$(NCC) bench $(DEMO)/vgg11.ort --iterations 100 --warmup 10 --json $(DEMO)/vgg11.ort.results.json
 
 test: $(STAMP)
 	$(PY) -m pytest -q
