@@ -89,7 +89,7 @@ def test_fit_of_five_rows_falls_back_to_uniform(tmp_path, vgg):
          (512.0, 0.0)]
 
 
-def test_an_existing_output_is_replaced_only_with_force(tmp_path, vgg):
+def test_an_existing_output_is_replaced_only_with_force(tmp_path, vgg, reference):
     out = tmp_path / "p.json"
     out.write_text("keep me")
     assert_one_line_error(invoke("profile", "import", VGG_JSON, "--model", vgg, "-o", out), 2,
@@ -127,7 +127,7 @@ def bad_inputs(tmp_path, vgg):
     ]
 
 
-def test_usage_errors_exit_2_with_one_line_and_write_nothing(tmp_path, vgg):
+def test_usage_errors_exit_2_with_one_line_and_write_nothing(tmp_path, vgg, reference):
     for args, fragment in bad_inputs(tmp_path, vgg):
         before = sorted(os.listdir(tmp_path))
         assert_one_line_error(invoke("profile", *args), 2, fragment)
