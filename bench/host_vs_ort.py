@@ -64,7 +64,7 @@ def main(argv=None):
             rows.append((name, tuning, compile_s, ours, theirs))
             print(f"{name}: compiled in {compile_s:.0f} s", flush=True)
     print(f"\nhost vs ONNX Runtime, {args.threads} thread(s), {args.iterations} iterations after {args.warmup} "
-          f"warm-up, {args.trials} tuning trials per model\n")
+          f"warm-up; {args.trials} tuning trials per model in this run\n")
     print("| model | tuned kernels | ncc p50 ms | ncc p99 ms | ORT p50 ms | ORT p99 ms | p50 ratio | p99 ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for name, tuning, _compile_s, ours, theirs in rows:
