@@ -13,7 +13,7 @@ from ncc.compiler import __version__
 from ncc.compiler.bundle import MODEL, BundleWriter
 from ncc.compiler.datasets import RANDOM, load_dataset
 from ncc.compiler.errors import UsageError
-from ncc.compiler.loader import default_opset, load_model
+from ncc.compiler.loader import default_opset, input_shape, load_model
 from ncc.compiler.manifest import build_manifest, sha256_file
 from ncc.compiler.pass_manager import PassManager
 from ncc.compiler.pipeline import build_pipeline
@@ -108,7 +108,7 @@ def _quantization_data(options, model):
         return None
     if len(model.graph.input) != 1:
         raise UsageError(f"--quantize needs a model with one input; this one has {len(model.graph.input)}")
-    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    shape = input_shape(model)
     classes = math.prod(d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim[1:])
     calibration = load_dataset(options.calib or RANDOM, shape, options.calib_samples, options.seed, split="train")
     evaluation = None

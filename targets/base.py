@@ -45,3 +45,9 @@ class Target:
 
     def emit(self, model: onnx.ModelProto, bundle_dir: str, options) -> EmitResult:
         raise NotImplementedError
+
+
+def listing(items: list, shown: int = 3) -> str:
+    """The first few of `items`, and how many more: for one-line errors."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return f"{', '.join(items[:shown])}{more}"

@@ -6,6 +6,7 @@ import onnx
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from ncc.compiler.errors import CompileError
+from ncc.targets.base import listing
 
 
 @functools.cache
@@ -33,5 +34,4 @@ def unsupported_nodes(model: onnx.ModelProto) -> list[str]:
 def check_cpu_support(model: onnx.ModelProto, target_name: str):
     missing = unsupported_nodes(model)
     if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise CompileError(f"target {target_name} cannot run {', '.join(missing[:3])}{more}")
+        raise CompileError(f"target {target_name} cannot run {listing(missing)}")

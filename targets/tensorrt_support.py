@@ -14,6 +14,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from ncc.compiler.errors import CompileError
+from ncc.targets.base import listing
 
 TENSORRT_VERSION = "8.5.2"
 MAX_OPSET = 17  # the newest ONNX opset TensorRT 8.5's parser reads
@@ -103,6 +104,5 @@ def unsupported(model: onnx.ModelProto) -> list[str]:
 def check_tensorrt_support(model: onnx.ModelProto, target_name: str):
     found = unsupported(model)
     if found:
-        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
         raise CompileError(f"target {target_name} (TensorRT {TENSORRT_VERSION} ONNX parser) cannot parse "
-                           f"{', '.join(found[:3])}{more}")
+                           f"{listing(found)}")
