@@ -49,18 +49,28 @@ class BundleWriter:
         return relative
 
     def commit(self, manifest: dict):
-        with open(self.path(MANIFEST), "w") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        write_manifest(self.staging, manifest)
         os.chmod(self.staging, 0o755)  # mkdtemp makes it private
-        old = None
-        if os.path.lexists(self.out_dir):
-            old = f"{self.staging}.old"
-            os.rename(self.out_dir, old)
-        os.rename(self.staging, self.out_dir)
+        install(self.staging, self.out_dir)
         self.staging = None
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_manifest(bundle_dir: str, manifest: dict) -> None:
+    with open(os.path.join(bundle_dir, MANIFEST), "w") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def install(finished_dir: str, out_dir: str) -> None:
+    """Rename a complete bundle into place, replacing what is there; both
+    folders must be on one file system (siblings)."""
+    old = None
+    if os.path.lexists(out_dir):
+        old = f"{finished_dir}.old"
+        os.rename(out_dir, old)
+    os.rename(finished_dir, out_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(bundle_dir: str) -> dict:

@@ -60,9 +60,9 @@ def main():
 
 
 def _register():
-    from ncc.compiler.commands import bench, compile, eval, inspect, profile, run, train, zoo
+    from ncc.compiler.commands import bench, compile, eval, inspect, profile, run, sweep, train, zoo
 
-    for module in (compile, inspect, profile, zoo, train, eval, bench, run):
+    for module in (compile, inspect, profile, zoo, train, eval, bench, run, sweep):
         main.add_command(module.command)
 
 

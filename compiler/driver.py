@@ -81,7 +81,7 @@ def compile_model(model_path: str, out_dir: str, options: CompileOptions | None 
     source = {"file": os.path.basename(model_path), "sha256": sha256_file(model_path),
               "opset": default_opset(model), "converted_from_opset": _converted_from(model)}
     cost_before = model_cost(model).to_dict()
-    with _interrupts_as_exceptions(), writer:
+    with interrupts_as_exceptions(), writer:
         manager = PassManager(build_pipeline(options, target, quant_data), verify=options.verify,
                               dump_after=tuple(options.dump_after), dump_dir=writer.path("dumps"))
         compiled = manager.run(model, PassContext(seed=options.seed, target=target.name))
@@ -142,7 +142,7 @@ def _dumps(records, staging) -> list:
 
 
 @contextmanager
-def _interrupts_as_exceptions():
+def interrupts_as_exceptions():
     """SIGTERM unwinds like Ctrl-C, so the bundle writer can clean up."""
     def raise_interrupt(_signum, _frame):
         raise KeyboardInterrupt

@@ -11,6 +11,8 @@ import ctypes
 import os
 import platform
 import re
+import resource
+import sys
 
 # what lscpu prints for the (implementer, part) pairs of /proc/cpuinfo on the study's boards and their kin
 ARM_CORES = {
@@ -134,3 +136,15 @@ def read_text(path):
             return handle.read().strip()
     except OSError:
         return None
+
+
+def peak_rss_bytes():
+    """Peak resident memory of this process image: VmHWM, because ru_maxrss
+    keeps the high-water mark of the image before exec (a harness started from
+    a large process would report that one's memory); ru_maxrss without /proc."""
+    status = read_text("/proc/self/status") or ""
+    match = re.search(r"^VmHWM:\s*(\d+)\s*kB", status, re.MULTILINE)
+    if match:
+        return int(match.group(1)) * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux counts kB

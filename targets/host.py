@@ -13,6 +13,7 @@ class HostTarget(TvmTarget):
     name = "host"
     aliases = ("native", "cpu")
     description = "this machine's CPU, compiled with TVM (Relax), with a C++ timing harness"
+    measurable_here = True
 
     def machine(self) -> TvmMachine:
         return _host_machine()

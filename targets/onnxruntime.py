@@ -15,6 +15,7 @@ class OnnxRuntimeTarget(Target):
     name = "onnxruntime"
     aliases = ("ort",)
     description = "this machine's CPU, with ONNX Runtime and a Python timing harness"
+    measurable_here = True
 
     def check_supported(self, model):
         check_cpu_support(model, self.name)

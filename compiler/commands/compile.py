@@ -28,6 +28,9 @@ from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
 @click.option("--dla", type=click.IntRange(0, 1), is_flag=False, flag_value=0, metavar="[CORE]",
               help="TensorRT targets (xavier): build for DLA core CORE (default 0), GPU fallback allowed; "
                    "with --quantize int8 the bundle also gets the fp32 model and a TensorRT calibration cache.")
+@click.option("--deadline-ms", type=click.FloatRange(min=0, min_open=True), metavar="D",
+              help="Search the --scale ratio (up to its R, default uniform:1) and the precision for the largest "
+                   "model whose p99 measured here meets D ms, and write that one (host and onnxruntime only).")
 @click.option("--dump-after", multiple=True, metavar="PASS",
               help="Write the graph after PASS to DIR/dumps/ (repeatable; `all` for every pass).")
 @click.option("--verify", is_flag=True,
@@ -38,7 +41,7 @@ from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
               help="Leave pass times out of the manifest, so identical compiles give byte-identical bundles.")
 @debug_option
 def command(model, input_shapes, out_dir, target, scale, profile, importance, round_to, quantization, tuning,
-            fp16, dla, dump_after, verify, seed, force, reproducible):
+            fp16, dla, deadline_ms, dump_after, verify, seed, force, reproducible):
     """Compile MODEL (ONNX) into a bundle for a target board."""
     from ncc.compiler import summary
     from ncc.compiler.driver import CompileOptions, compile_model
@@ -53,5 +56,10 @@ def command(model, input_shapes, out_dir, target, scale, profile, importance, ro
                              dump_after=dump_after, force=force, seed=seed, timing=not reproducible,
                              fp16=fp16, dla=dla,
                              **quantization, **tuning)
-    bundle = compile_model(model, out_dir, options)
+    if deadline_ms is not None:
+        from ncc.compiler.deadline_search import search
+
+        bundle = search(model, out_dir, options, deadline_ms, progress=lambda line: click.echo(line, err=True))
+    else:
+        bundle = compile_model(model, out_dir, options)
     click.echo(summary.compile_summary(bundle.path, bundle.manifest))

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import os
 import platform
-import resource
 import sys
 import time
 
@@ -116,10 +115,6 @@ def run_for(step, min_count, min_seconds):
     return times, now - start
 
 
-def peak_rss_bytes():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux counts kB
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -161,7 +156,7 @@ def main(argv=None):
     timed = rt_power.timed_run(run_for, step, rules)
     results = rt_results.harness_document(harness=HARNESS, path=args.engine, started_at=started_at,
                                           environment=environment, rules=rules, timed=timed,
-                                          input_file=bool(args.input), peak_rss_bytes=peak_rss_bytes())
+                                          input_file=bool(args.input), peak_rss_bytes=rt_env.peak_rss_bytes())
     return 0 if rt_results.report(results, args.json, args.csv) else EXIT_FAILED_RUN
 
 

@@ -6,6 +6,7 @@
 
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -133,6 +134,19 @@ inline std::vector<std::string> refusals(const Requests& r) {
   if (r.fifo.error) lines.push_back("SCHED_FIFO priority " + std::to_string(r.priority) + " refused: " + *r.fifo.error);
   if (r.mlock.error) lines.push_back("mlockall refused: " + *r.mlock.error);
   return lines;
+}
+
+// Peak resident memory of this process image: VmHWM, because ru_maxrss keeps
+// the high-water mark of the image before exec (a harness started from a large
+// Python process would report that process's memory). ru_maxrss where /proc is absent.
+inline long long peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // kB
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<long long>(usage.ru_maxrss) * 1024;
 }
 
 // The environment section of the results document.

@@ -17,7 +17,6 @@
 // more often than --max-miss-rate allows, the results still written; 2 a bad
 // command line; 1 the model could not run.
 #include <dlpack/dlpack.h>
-#include <sys/resource.h>
 #include <tvm/ffi/any.h>
 #include <tvm/ffi/container/array.h>
 #include <tvm/ffi/container/tensor.h>
@@ -334,8 +333,6 @@ int run(const Options& o) {
 
   std::vector<std::string> failed = results::failures(times.size(), times, o.deadline);
   bool valid = static_cast<int64_t>(times.size()) >= results::kValidityMinSamples;
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
   std::ostringstream doc;
   std::string model = o.model.substr(o.model.find_last_of('/') + 1);
   doc << "{\"format\": \"ncc-results\", \"version\": 2, \"harness\": \"tvm-cpp\", \"model\": "
@@ -351,7 +348,7 @@ int run(const Options& o) {
       << ", \"seed\": " << (o.inputs.empty() ? std::to_string(o.seed) : "null")
       << ", \"input\": " << (o.inputs.empty() ? "\"random\"" : "\"file\"") << "}"
       << ", " << results::statistics(times, o.deadline)
-      << ", \"memory\": {\"peak_rss_bytes\": " << usage.ru_maxrss * 1024
+      << ", \"memory\": {\"peak_rss_bytes\": " << env::peak_rss_bytes()
       << ", \"model_weight_bytes\": null, \"model_activation_bytes\": null}"
       << ", \"power\": " << power_section() << ", \"notes\": [], \"times_ms\": [";
   for (size_t i = 0; i < times.size(); ++i) doc << (i ? ", " : "") << results::number(times[i]);

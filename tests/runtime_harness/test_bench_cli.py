@@ -103,3 +103,13 @@ def test_a_harness_kind_ncc_cannot_run_is_a_usage_error(ort_bundle, tmp_path):
     manifest["harness"]["kind"] = "vart-cpp"
     (copy / "manifest.json").write_text(json.dumps(manifest))
     assert_one_line_error(invoke("bench", copy), 2, "vart-cpp")
+
+
+def test_python_harness_peak_memory_is_its_own_not_its_parents(ort_bundle):
+    """ru_maxrss survives exec: a harness started from a big process must not report that process's memory."""
+    from ncc.runtime_harness.runner import run_bundle
+
+    ballast = np.ones(96 * 2**20, dtype=np.float64)  # 768 MiB resident in this process
+    results = run_bundle(str(ort_bundle))
+    assert ballast.sum() > 0
+    assert 0 < results["memory"]["peak_rss_bytes"] < 512 * 2**20

@@ -227,3 +227,14 @@ def test_op_without_a_tvm_converter_is_a_compile_error(tmp_path):
                            extra_opsets=[helper.make_opsetid("com.example", 1)]), tmp_path)
     result = invoke("compile", path, "-o", tmp_path / "b", "--target", "host")
     assert_one_line_error(result, 1, "cannot run Foo")
+
+
+def test_cpp_harness_peak_memory_is_its_own_not_its_parents(bundles):
+    """ru_maxrss survives exec: a harness started from a big process must not report that process's memory."""
+    from ncc.runtime_harness.runner import run_bundle
+
+    bundle = bundles("vgg11", "host", 0.5)
+    ballast = np.ones(96 * 2**20, dtype=np.float64)  # 768 MiB resident in this process
+    results = run_bundle(str(bundle))
+    assert ballast.sum() > 0
+    assert 0 < results["memory"]["peak_rss_bytes"] < 512 * 2**20
