@@ -171,11 +171,13 @@ def machine_facts(records: list, target: str) -> dict:
     """The machine as the harness saw it (from the first measured record)."""
     env = next((r["results"]["environment"] for r in records if r.get("results")), {})
     threads = env.get("threads")
+    loads = [r["load_average"] for r in records if r.get("load_average") is not None]
+    load = {"load average (1 min) as runs started": f"{min(loads):.2f} to {max(loads):.2f}"} if loads else {}
     return {"target": target, "CPU": f"{env.get('cpu_model') or platform.processor() or platform.machine()}, "
                                      f"{env.get('cores_online') or os.cpu_count()} cores online",
             "kernel": f"{env.get('os', platform.system())} {env.get('kernel', platform.release())}"
                       f"{' (PREEMPT_RT)' if env.get('rt_kernel') else ''}",
-            "runtime": f"{env.get('runtime')} {env.get('runtime_version')}, {threads} inference thread(s)"}
+            "runtime": f"{env.get('runtime')} {env.get('runtime_version')}, {threads} inference thread(s)", **load}
 
 
 def by(table, *keys) -> dict:

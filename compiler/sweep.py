@@ -120,10 +120,12 @@ def _check(settings):
         raise UsageError(f"two swept models are both named {twice[0]}; rename one of the files")
     for spec in settings.models:
         if spec not in zoo.MODELS and not os.path.isfile(spec):
-            raise UsageError(f"--models: '{spec}' is neither a zoo model (vgg11, mobilenetv2, resnet50) nor an ONNX file")
+            raise UsageError(f"--models: '{spec}' is neither a zoo model ({', '.join(zoo.MODELS)}) "
+                             "nor an ONNX file")
     if not settings.ratios or any(not (0 < r <= 4) for r in settings.ratios):
         raise UsageError("--ratios must be numbers in (0, 4]")
-    for given, known, flag in ((settings.methods, METHODS, "--methods"), (settings.precisions, PRECISIONS, "--precision")):
+    choices = ((settings.methods, METHODS, "--methods"), (settings.precisions, PRECISIONS, "--precision"))
+    for given, known, flag in choices:
         bad = [value for value in given if value not in known]
         if bad or not given:
             raise UsageError(f"{flag}: expected a comma-separated list of {', '.join(known)}")
@@ -251,6 +253,7 @@ def measure(config: Config, key: str, plan: Plan, settings: SweepSettings, study
     try:
         bundle = compile_model(plan.models[config.model], bundle_dir, compile_options(config, plan, settings))
         record["manifest"] = _manifest_figures(bundle.manifest)
+        record["load_average"] = os.getloadavg()[0]  # how busy the machine was as the run started
         results = record["results"] = run_bundle(bundle.path, settings.rules)
         if settings.eval_data:
             record["accuracy"] = evaluate_bundle(bundle.path, settings)

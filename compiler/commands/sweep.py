@@ -77,7 +77,8 @@ def command(models, dataset, ratios, methods, precisions, target, study_dir, pro
                              tuning=tuning, rules=rules, keep_bundles=keep_bundles, seed=rules.seed)
     records = run_sweep(settings, study_dir, progress=lambda line: click.echo(line, err=True))
     invoked_as_ncc = os.path.basename(sys.argv[0]) == "ncc"
-    paths = write_study(records, settings, study_dir, "ncc " + shlex.join(sys.argv[1:]) if invoked_as_ncc else "ncc sweep")
+    command_line = "ncc " + shlex.join(sys.argv[1:]) if invoked_as_ncc else "ncc sweep"
+    paths = write_study(records, settings, study_dir, command_line)
     measured = sum(record["status"] == "ok" for record in records)
     click.echo(f"{measured} of {len(records)} configurations measured; wrote {paths['results']} and {paths['report']}")
     if measured < len(records):

@@ -161,3 +161,19 @@ def test_comparisons_are_ratios_of_medians_of_matching_configurations():
     assert (pair["speedup"], pair["weight_reduction"], pair["rss_reduction"]) == (2.0, 0.75, 0.5)
     speedups = {(p["method"], p["ratio"]): p["speedup"] for p in study_report.scaling_speedup(table)}
     assert speedups == {("uniform", 0.5): 4.0, ("uniform", 1.0): 1.0}  # neuralscale has no measured 1.0x
+
+
+def test_eval_data_adds_accuracy_columns(tmp_path, tiny_vgg):
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3, 32, 32)).astype(np.float32)
+    session = ort.InferenceSession(str(tiny_vgg))
+    y = np.array([session.run(None, {"input": x[i:i + 1]})[0].argmax() for i in range(len(x))])  # its own answers
+    np.savez(tmp_path / "eval.npz", x=x, y=y)
+    result = invoke("sweep", "--models", tiny_vgg, "--ratios", "1", "--methods", "uniform", "--precision", "fp32",
+                    "--target", "onnxruntime", "--eval", tmp_path / "eval.npz", "-o", tmp_path / "s", *FAST)
+    assert result.exit_code == 0, result.output
+    (row,) = read_rows(tmp_path / "s")
+    assert float(row["top1"]) == 1.0 and float(row["top5"]) == 1.0
+    assert "| top-1 |" in (tmp_path / "s" / "report.md").read_text()
