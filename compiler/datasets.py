@@ -25,12 +25,12 @@ Every problem with the data is a UsageError naming the file and what is wrong.
 """
 
 import os
-import pickle
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from ncc.compiler import safe_pickle
 from ncc.compiler.errors import UsageError
 from ncc.compiler.manifest import sha256_file
 
@@ -172,27 +172,16 @@ def _cifar(source, files, chw, samples, rng, split) -> Dataset:
                                      "normalization": _normalization(CIFAR_NORMALIZATION[flavour])})
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """CIFAR batches are pickles; unpickle only what they hold (dicts, lists,
-    bytes and numpy arrays), never arbitrary objects."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refers to {module}.{name}")
-
-
 def _read_cifar_batch(path) -> dict:
     if not os.path.isfile(path):
         raise UsageError(f"{path}: no such CIFAR batch file")
     try:
         with open(path, "rb") as handle:
-            batch = _ArraysOnly(handle, encoding="bytes").load()
-    except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as err:
+            batch = safe_pickle.loads(handle.read(), encoding="bytes")
+    except safe_pickle.Rejected as err:
+        raise UsageError(f"refusing to read {path}: the pickle refers to {err}, and only numpy arrays "
+                         "and plain containers are read") from None
+    except Exception as err:  # OSError, a disallowed name or any malformed pickle: the file's fault
         raise UsageError(f"cannot read {path} as a CIFAR python batch (the file formats are .npz and CIFAR "
                          f"batches): {err or type(err).__name__}") from None
     if isinstance(batch, dict):  # batches pickled by Python 3 have str keys

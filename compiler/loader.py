@@ -171,6 +171,8 @@ def check_model(model):
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, shape_inference.InferenceError) as err:
         raise CompileError(f"invalid ONNX graph: {_first_line(err)}") from None
+    except UnicodeDecodeError:  # the checker's message quotes a name that is not UTF-8 (a corrupt file)
+        raise CompileError("invalid ONNX graph: a name or string in it is not valid UTF-8") from None
 
 
 def infer_shapes(model) -> onnx.ModelProto:

@@ -1,5 +1,7 @@
 """What `ncc compile` and `ncc bench` print when they finish."""
 
+import os
+
 from ncc.compiler.report import format_bytes, format_count, format_table
 
 
@@ -119,3 +121,16 @@ def _cpus(cpus) -> str:
         else:
             ranges.append([cpu, cpu])
     return ",".join(f"{a}-{b}" if b > a else f"{a}" for a, b in ranges)
+
+
+COMPILE_JSON_SCHEMA = "ncc-compile-summary/1"
+
+
+def compile_json(bundle_dir: str, manifest: dict) -> dict:
+    """What `ncc compile --json` prints: a stable document keyed by `schema`."""
+    return {"schema": COMPILE_JSON_SCHEMA, "bundle": bundle_dir,
+            "manifest": os.path.join(bundle_dir, "manifest.json"),
+            "input": manifest["input"]["file"], "target": manifest["target"]["name"],
+            "artifacts": manifest["artifacts"], "model": manifest["model"],
+            "passes": [{"name": p["name"], "stats": p.get("stats", {})} for p in manifest["passes"]],
+            "board_steps": manifest["board_steps"]}

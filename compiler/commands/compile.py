@@ -2,7 +2,7 @@
 
 import click
 
-from ncc.compiler.options import debug_option, model_input_options, parse_round_to, parse_scale
+from ncc.compiler.options import debug_option, json_option, model_input_options, parse_round_to, parse_scale
 from ncc.compiler.quantization_options import quantization_options
 from ncc.compiler.tuning_options import tuning_options
 from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
@@ -31,6 +31,9 @@ from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
 @click.option("--deadline-ms", type=click.FloatRange(min=0, min_open=True), metavar="D",
               help="Search the --scale ratio (up to its R, default uniform:1) and the precision for the largest "
                    "model whose p99 measured here meets D ms, and write that one (host and onnxruntime only).")
+@click.option("--depfile", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
+              help="After the bundle is written, write a Make/Ninja depfile to FILE: DIR/manifest.json depends "
+                   "on the model, its external data, the profile, calibration/evaluation data and tuning database.")
 @click.option("--dump-after", multiple=True, metavar="PASS",
               help="Write the graph after PASS to DIR/dumps/ (repeatable; `all` for every pass).")
 @click.option("--verify", is_flag=True,
@@ -39,9 +42,10 @@ from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
 @click.option("--force", is_flag=True, help="Replace DIR if it exists.")
 @click.option("--reproducible", is_flag=True,
               help="Leave pass times out of the manifest, so identical compiles give byte-identical bundles.")
+@json_option("Print one JSON summary (schema ncc-compile-summary/1) on stdout instead of the text summary.")
 @debug_option
 def command(model, input_shapes, out_dir, target, scale, profile, importance, round_to, quantization, tuning,
-            fp16, dla, deadline_ms, dump_after, verify, seed, force, reproducible):
+            fp16, dla, deadline_ms, depfile, dump_after, verify, seed, force, reproducible, as_json):
     """Compile MODEL (ONNX) into a bundle for a target board."""
     from ncc.compiler import summary
     from ncc.compiler.driver import CompileOptions, compile_model
@@ -62,4 +66,13 @@ def command(model, input_shapes, out_dir, target, scale, profile, importance, ro
         bundle = search(model, out_dir, options, deadline_ms, progress=lambda line: click.echo(line, err=True))
     else:
         bundle = compile_model(model, out_dir, options)
-    click.echo(summary.compile_summary(bundle.path, bundle.manifest))
+    if depfile:
+        from ncc.compiler import depfile as depfiles
+
+        depfiles.write(depfile, bundle.path, model, options)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary.compile_json(bundle.path, bundle.manifest), sort_keys=True, indent=2))
+    else:
+        click.echo(summary.compile_summary(bundle.path, bundle.manifest))
