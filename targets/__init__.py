@@ -5,8 +5,9 @@ from ncc.targets.cortex_a72 import CortexA72Target
 from ncc.targets.host import HostTarget
 from ncc.targets.onnxruntime import OnnxRuntimeTarget
 from ncc.targets.xavier import XavierTarget
+from ncc.targets.zcu104 import Zcu104Target
 
-TARGETS = [HostTarget(), CortexA72Target(), OnnxRuntimeTarget(), XavierTarget()]
+TARGETS = [HostTarget(), CortexA72Target(), OnnxRuntimeTarget(), XavierTarget(), Zcu104Target()]
 
 
 def target_names() -> list[str]:

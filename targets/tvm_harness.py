@@ -10,11 +10,12 @@ import subprocess
 
 import onnx
 
-from ncc.compiler.errors import ToolchainError
 from ncc.runtime_harness import HARNESS_DIR
+from ncc.runtime_harness.cpp_build import CPP_HEADERS, make, require
 from ncc.targets.tvm_runtime_libs import include_dir, versions
 
-SOURCES = ("harness.cc", "env.h", "npy.h", "results.h", "Makefile", "CMakeLists.txt", "run.sh")
+SOURCES = ("tvm/harness.cc", "tvm/Makefile", "tvm/CMakeLists.txt", "tvm/run.sh",
+           *(f"cpp/{name}" for name in CPP_HEADERS))  # in runtime_harness/; all beside harness.cc in the bundle
 INPUTS = "inputs.txt"
 BUILD_SETTINGS = "build.mk"
 HEADER_FOLDERS = ("tvm/ffi", "dlpack")
@@ -37,8 +38,8 @@ def input_specs(model: onnx.ModelProto) -> str:
 def write_harness(model: onnx.ModelProto, harness_dir: str, cxx: str) -> list[str]:
     """Sources, headers, inputs.txt and the built binary; returns their paths relative to harness_dir."""
     os.makedirs(harness_dir)
-    for name in SOURCES:
-        shutil.copyfile(os.path.join(HARNESS_DIR, "tvm", name), os.path.join(harness_dir, name))
+    for source in SOURCES:
+        shutil.copyfile(os.path.join(HARNESS_DIR, source), os.path.join(harness_dir, os.path.basename(source)))
     os.chmod(os.path.join(harness_dir, "run.sh"), 0o755)
     with open(os.path.join(harness_dir, INPUTS), "w") as handle:
         handle.write(input_specs(model))
@@ -47,7 +48,7 @@ def write_harness(model: onnx.ModelProto, harness_dir: str, cxx: str) -> list[st
     for folder in HEADER_FOLDERS:
         shutil.copytree(os.path.join(include_dir(), folder), os.path.join(harness_dir, "include", folder))
     _build(harness_dir, cxx)
-    return [*SOURCES, INPUTS, BUILD_SETTINGS, "harness"]
+    return [*map(os.path.basename, SOURCES), INPUTS, BUILD_SETTINGS, "harness"]
 
 
 def _build(harness_dir: str, cxx: str):
@@ -55,15 +56,15 @@ def _build(harness_dir: str, cxx: str):
     sources, the compiler and the runtime versions, never on the model."""
     from ncc.targets.tvm_tuning import cache_dir
 
-    _require(cxx)
+    require(cxx, "timing harness")
     digest = hashlib.sha256(json.dumps([cxx, _compiler_version(cxx), versions()]).encode())
-    for name in (*SOURCES, BUILD_SETTINGS):
+    for name in (*map(os.path.basename, SOURCES), BUILD_SETTINGS):
         with open(os.path.join(harness_dir, name), "rb") as handle:
             digest.update(handle.read())
     cached = os.path.join(cache_dir(), "harness", digest.hexdigest()[:24], "harness")
     binary = os.path.join(harness_dir, "harness")
     if not os.path.exists(cached):
-        _make(harness_dir, cxx)
+        make(harness_dir, cxx, "timing harness")
         os.makedirs(os.path.dirname(cached), exist_ok=True)
         shutil.copyfile(binary, f"{cached}.partial")
         os.replace(f"{cached}.partial", cached)
@@ -72,19 +73,5 @@ def _build(harness_dir: str, cxx: str):
     os.chmod(binary, 0o755)
 
 
-def _require(cxx: str):
-    for tool in ("make", cxx):
-        if not shutil.which(tool):
-            raise ToolchainError(f"{tool} is not installed (needed to build the timing harness)")
-
-
 def _compiler_version(cxx: str) -> str:
     return subprocess.run([cxx, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
-
-
-def _make(harness_dir: str, cxx: str):
-    done = subprocess.run(["make", "--no-print-directory", "-C", harness_dir, f"CXX={cxx}", "harness"],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        error = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[-300:])
-        raise ToolchainError(f"building the timing harness with {cxx} failed: {error}")

@@ -24,20 +24,23 @@ def _randomize_batchnorm(module, seed):
 
 @pytest.fixture(scope="session")
 def zoo_onnx(tmp_path_factory):
-    """zoo_onnx(name, dataset) -> path of that zoo model with random BatchNorm statistics."""
+    """zoo_onnx(name, dataset, width_mult=1.0) -> path of that zoo model with
+    random BatchNorm statistics (a small width_mult keeps TVM builds quick)."""
     from ncc.compiler import zoo
 
     cache = {}
     folder = tmp_path_factory.mktemp("zoo")
 
-    def get(name, dataset="cifar10"):
-        if (name, dataset) not in cache:
-            module = zoo.build(name, dataset, seed=1)
+    def get(name, dataset="cifar10", width_mult=1.0):
+        key = name, dataset, width_mult
+        if key not in cache:
+            module = zoo.build(name, dataset, width_mult=width_mult, seed=1)
             _randomize_batchnorm(module, seed=2)
-            path = os.path.join(folder, f"{name}-{dataset}.onnx")
+            suffix = "" if width_mult == 1.0 else f"-x{width_mult:g}"
+            path = os.path.join(folder, f"{name}-{dataset}{suffix}.onnx")
             zoo.export_onnx(module, dataset, path)
-            cache[name, dataset] = path
-        return cache[name, dataset]
+            cache[key] = path
+        return cache[key]
 
     return get
 

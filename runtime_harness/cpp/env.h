@@ -150,7 +150,7 @@ inline long long peak_rss_bytes() {
 }
 
 // The environment section of the results document.
-inline std::string describe(int threads, const std::string& runtime_version, const Requests& r,
+inline std::string describe(int threads, const std::string& runtime, const std::string& runtime_version, const Requests& r,
                             const std::string& extra) {
   utsname name{};
   uname(&name);
@@ -171,8 +171,8 @@ inline std::string describe(int threads, const std::string& runtime_version, con
       << ", \"machine\": " << quoted(name.machine) << ", \"board\": " << optional_text(read_text("/proc/device-tree/model"))
       << ", \"cpu_model\": " << optional_text(cpu_model()) << ", \"cores_online\": " << sysconf(_SC_NPROCESSORS_ONLN)
       << ", \"affinity\": " << cpu_list(cpus) << ", \"cores_used\": " << cpus.size() << ", \"threads\": " << threads
-      << ", \"governors\": {" << governors.str() << "}, \"runtime\": \"tvm\", \"runtime_version\": "
-      << quoted(runtime_version) << ", \"pin\": " << (r.pin.asked ? cpu_list(r.pin_cpus) : "null")
+      << ", \"governors\": {" << governors.str() << "}, \"runtime\": " << quoted(runtime)
+      << ", \"runtime_version\": " << quoted(runtime_version) << ", \"pin\": " << (r.pin.asked ? cpu_list(r.pin_cpus) : "null")
       << ", \"pin_granted\": " << granted(r.pin) << ", \"pin_error\": " << optional_text(r.pin.error)
       << ", \"fifo_requested\": " << flag(r.fifo.asked) << ", \"fifo_granted\": " << granted(r.fifo)
       << ", \"fifo_priority\": " << (r.fifo.asked ? std::to_string(r.priority) : "null")

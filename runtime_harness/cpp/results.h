@@ -38,9 +38,11 @@ inline std::string quoted(const std::string& text) {
   return out + "\"";
 }
 
-inline std::string number(double value) {
-  char buffer[40];
-  std::snprintf(buffer, sizeof buffer, "%.6f", std::round(value * 1e6) / 1e6);
+// a JSON number rounded to `decimals` places (times in ms to the nanosecond by default)
+inline std::string number(double value, int decimals = 6) {
+  char buffer[48];
+  double scale = std::pow(10.0, decimals);
+  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, std::round(value * scale) / scale);
   return buffer;
 }
 

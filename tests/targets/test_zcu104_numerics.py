@@ -1,0 +1,166 @@
+"""model_int.xmodel means what model.onnx means: the XIR graph, evaluated in
+NHWC by the formulas of libxir 2.5's op definitions (conv2d over OHWI
+weights, pad {left, right, top, bottom}, fix with DPU_ROUND, flatten of NHWC,
+inner-product over [out, in] weights), gives the logits ONNX Runtime gives for
+the dpu-flavour QDQ model. No XIR interpreter is installed here (Debian's VART
+has no CPU runner), so this small one, written from those formulas, is the
+oracle for the layout conventions."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from cli_helpers import invoke
+from ncc.targets.xir_lowering import lower
+from onnx import helper
+from onnx_builders import make_model, save
+
+
+def dpu_round(x):
+    """DPU_ROUND: std::round (half away from zero), except a negative half rounds up."""
+    away = np.sign(x) * np.floor(np.abs(x) + 0.5)
+    return np.where((x < 0) & (x - np.floor(x) == 0.5), np.ceil(x), away)
+
+
+def window(x, kernel, stride, pad, fill=0.0):
+    """[N, OH, OW, kh, kw, C] patches of an NHWC tensor (FLOOR pad mode)."""
+    (kw, kh), (sw, sh), (left, right, top, bottom) = kernel, stride, pad
+    x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
+    oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+    rows = np.arange(oh)[:, None] * sh + np.arange(kh)[None, :]
+    cols = np.arange(ow)[:, None] * sw + np.arange(kw)[None, :]
+    return x[:, rows[:, None, :, None], cols[None, :, None, :], :]
+
+
+def evaluate(graph, x_nhwc) -> np.ndarray:
+    values = {}
+    for op in graph.ops:
+        args = {k: [values[n] for n in names] for k, names in op.inputs.items()}
+        a = op.attrs
+        if op.type == "data":
+            out = x_nhwc
+        elif op.type == "const":
+            out = op.data
+        elif op.type == "fix":
+            step = 2.0 ** -a["fix_point"]
+            out = np.clip(dpu_round(args["input"][0] / step), -128, 127) * step
+        elif op.type in ("conv2d", "depthwise-conv2d"):
+            patches = window(args["input"][0], a["kernel"], a["stride"], a["pad"])
+            w = args["weights"][0]
+            if op.type == "conv2d":
+                out = np.einsum("nhwijc,oijc->nhwo", patches, w)
+            else:
+                out = np.einsum("nhwijc,ijc->nhwc", patches, w[0])
+            out = out + (args["bias"][0] if "bias" in args else 0)
+        elif op.type in ("maxpool2d", "avgpool2d"):
+            if a["global"]:
+                reduce = np.max if op.type == "maxpool2d" else np.mean
+                out = reduce(args["input"][0], axis=(1, 2), keepdims=True)
+            else:
+                patches = window(args["input"][0], a["kernel"], a["stride"], a["pad"],
+                                 -np.inf if op.type == "maxpool2d" else 0.0)
+                out = patches.max(axis=(3, 4)) if op.type == "maxpool2d" else patches.mean(axis=(3, 4))
+        elif op.type == "relu":
+            out = np.maximum(args["input"][0], 0)
+        elif op.type == "relu6":
+            out = np.clip(args["input"][0], 0, 6)
+        elif op.type == "add":
+            out = sum(args["input"])
+        elif op.type == "concat":
+            out = np.concatenate(args["input"], axis=a["axis"])
+        elif op.type == "flatten":
+            out = args["input"][0].reshape(args["input"][0].shape[0], -1)
+        elif op.type == "inner-product":
+            out = args["input"][0].reshape(args["input"][0].shape[0], -1) @ args["weights"][0].T
+            out = out + (args["bias"][0] if "bias" in args else 0)
+        else:
+            raise AssertionError(f"no reference for {op.type}")
+        assert list(out.shape) == list(op.shape), (op.name, out.shape, op.shape)
+        values[op.name] = out
+    return values[graph.ops[-1].name]
+
+
+def test_dpu_round_follows_the_xir_definition():
+    x = np.array([2.3, 2.5, -2.5, -2.6, 0.5, -0.5, 3.5])
+    assert dpu_round(x).tolist() == [2, 3, -2, -3, 1, 0, 4]
+
+
+def onnx_logits(path, x_nchw):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x_nchw})[0]
+
+
+def check_same_logits(model_path, rng, samples=3):
+    model = onnx.load(model_path)
+    graph = lower(model)
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    for _ in range(samples):
+        x = rng.standard_normal(shape).astype(np.float32)
+        expected = onnx_logits(model_path, x)
+        got = evaluate(graph, x.transpose(0, 2, 3, 1))
+        got = got.transpose(0, 3, 1, 2) if got.ndim == 4 else got  # NHWC back to ONNX's NCHW
+        # ties round differently (ORT: half to even, DPU_ROUND: half away), so allow a few steps
+        scale = np.abs(expected).max()
+        assert np.abs(got - expected).max() <= 0.02 * scale, (got, expected)
+
+
+@pytest.mark.parametrize("name", ["vgg11", "mobilenetv2"])
+def test_the_xmodel_computes_the_onnx_models_logits(zoo_onnx, tmp_path, rng, name):
+    out = tmp_path / name
+    result = invoke("compile", zoo_onnx(name), "-o", out, "--target", "zcu104", "--scale", "uniform:0.25",
+                    "--quantize", "int8", "--calib-samples", "8")
+    assert result.exit_code == 0, result.output
+    check_same_logits(out / "model.onnx", rng)
+
+
+def test_a_classifier_over_a_spatial_map_reads_nhwc_in_the_onnx_order(tmp_path, rng):
+    """Flatten of a 4x4 map: XIR flattens (h, w, c), ONNX (c, h, w); the
+    inner-product weights are permuted to match."""
+    weights = (rng.standard_normal((16, 3, 3, 3)) * 0.3).astype(np.float32)
+    fc = (rng.standard_normal((10, 16 * 4 * 4)) * 0.1).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              strides=[2, 2]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flatten", axis=1),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], name="fc", transB=1)]
+    path = save(make_model(nodes, {"w": weights, "fc": fc}, inputs={"x": [1, 3, 8, 8]}, outputs={"y": [1, 10]}),
+                tmp_path)
+    result = invoke("compile", path, "-o", tmp_path / "out", "--target", "zcu104", "--quantize", "int8",
+                    "--calib-samples", "8")
+    assert result.exit_code == 0, result.output
+    check_same_logits(tmp_path / "out" / "model.onnx", rng)
+
+
+def concat_model(tmp_path) -> str:
+    """Two convolutions concatenated along channels, max-pooled, then a convolution."""
+    rng = np.random.default_rng(1)
+
+    def weights(*shape):
+        return (rng.standard_normal(shape) * 0.2).astype(np.float32)
+
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="left", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu_left"),
+             helper.make_node("Conv", ["x", "w2", "b2"], ["c2"], name="right", kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu_right"),
+             helper.make_node("Concat", ["r1", "r2"], ["cat"], name="concat", axis=1),
+             helper.make_node("MaxPool", ["cat"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p", "w3", "b3"], ["y"], name="head", kernel_shape=[3, 3])]
+    inits = {"w1": weights(16, 3, 3, 3), "b1": weights(16), "w2": weights(8, 3, 1, 1), "b2": weights(8),
+             "w3": weights(4, 24, 3, 3), "b3": weights(4)}
+    return save(make_model(nodes, inits, inputs={"x": [1, 3, 12, 12]}, outputs={"y": [1, 4, 4, 4]}), tmp_path)
+
+
+def test_a_channel_concat_is_an_nhwc_concat_on_the_last_axis(tmp_path, rng):
+    out = tmp_path / "out"
+    result = invoke("compile", concat_model(tmp_path), "-o", out, "--target", "zcu104", "--quantize", "int8",
+                    "--calib-samples", "8")
+    assert result.exit_code == 0, result.output
+    graph = lower(onnx.load(out / "model.onnx"))
+    concat = next(op for op in graph.ops if op.type == "concat")
+    assert concat.attrs["axis"] == 3 and concat.shape == [1, 12, 12, 24]
+    check_same_logits(out / "model.onnx", rng)
+    points = [graph.by_name()[name].attrs["fix_point"] for name in concat.inputs["input"]]
+    placed = next(p for p in json.loads((out / "dpu_report.json").read_text())["placements"] if p["op"] == "concat")
+    assert placed["device"] == "DPU" and ("fix points" in placed["reason"]) == (len(set(points)) > 1)
