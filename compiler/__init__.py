@@ -1,12 +1,12 @@
 """ncc: compile convolutional networks for real-time embedded boards.
 
-The Python API (`compile`, `inspect`, the error classes) is documented in
+The Python API (`compile`, `inspect`, `bench`, the error classes) is documented in
 `ncc.compiler.api`; it is imported on first use so the CLI starts fast.
 """
 
 __version__ = "0.1.0"
 
-_API = {"compile": "api", "inspect": "api", "Bundle": "driver", "CompileOptions": "driver",
+_API = {"compile": "api", "inspect": "api", "bench": "api", "Bundle": "driver", "CompileOptions": "driver",
         "NccError": "errors", "CompileError": "errors", "UsageError": "errors",
         "ToolchainError": "errors", "BenchmarkFailed": "errors"}
 

@@ -4,6 +4,8 @@ Every NccError becomes one line on stderr and its exit code; anything else is
 an internal error, shown as one line unless --debug asks for the traceback.
 """
 
+import io
+import os
 import sys
 import traceback
 
@@ -11,6 +13,7 @@ import click
 
 from ncc.compiler import __version__
 from ncc.compiler.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, NccError
+from ncc.compiler.interrupts import interrupts_as_exceptions
 from ncc.compiler.options import debug_option, is_debug
 
 
@@ -20,12 +23,14 @@ class NccGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with interrupts_as_exceptions():
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as err:
             click.echo(f"ncc: error: {' '.join(err.format_message().split())}", err=True)
             code = err.exit_code
         except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("ncc: interrupted", err=True)
+            _silence_stderr()
             code = EXIT_INTERRUPTED
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -42,6 +47,20 @@ class NccGroup(click.Group):
             _report(ctx, f"ncc: internal error: {type(err).__name__}: {err}"
                          " (rerun with --debug for the traceback)")
             ctx.exit(EXIT_INTERNAL)
+
+
+def _silence_stderr():
+    """After the one `interrupted` line, native libraries that were stopped
+    half-way would complain while they are torn down (TVM: "BlockBuilder
+    destroyed with remaining blocks"); that is not the user's to read."""
+    sys.stderr.flush()
+    try:
+        stderr = sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):  # not a real stream (click's CliRunner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stderr)
+    os.close(devnull)
 
 
 def _report(ctx, line):

@@ -38,7 +38,8 @@ def search(model_path: str, out_dir: str, options, deadline_ms: float, rules: Ru
            progress=print):
     """The bundle (ncc.compiler.driver.Bundle) of the largest candidate that
     meets `deadline_ms`; CompileError when none does."""
-    from ncc.compiler.driver import Bundle, interrupts_as_exceptions
+    from ncc.compiler.driver import Bundle
+    from ncc.compiler.interrupts import interrupts_as_exceptions
     from ncc.targets import get_target
 
     if not get_target(options.target).measurable_here:

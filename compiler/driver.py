@@ -3,8 +3,6 @@ calls this; so may any Python program."""
 
 import math
 import os
-import signal
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import onnx
@@ -13,6 +11,7 @@ from ncc.compiler import __version__
 from ncc.compiler.bundle import MODEL, BundleWriter
 from ncc.compiler.datasets import RANDOM, load_dataset
 from ncc.compiler.errors import UsageError
+from ncc.compiler.interrupts import interrupts_as_exceptions
 from ncc.compiler.loader import default_opset, input_shape, load_model
 from ncc.compiler.manifest import build_manifest, sha256_file
 from ncc.compiler.pass_manager import PassManager
@@ -139,20 +138,3 @@ def _dumps(records, staging) -> list:
                           "bytes": os.path.getsize(os.path.join(staging, record.dump)),
                           "sha256": sha256_file(os.path.join(staging, record.dump))})
     return dumps
-
-
-@contextmanager
-def interrupts_as_exceptions():
-    """SIGTERM unwinds like Ctrl-C, so the bundle writer can clean up."""
-    def raise_interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, raise_interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

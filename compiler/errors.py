@@ -44,3 +44,7 @@ class BenchmarkFailed(NccError):
     p99, or it missed its deadline more often than --max-miss-rate allows."""
 
     exit_code = EXIT_BENCHMARK
+
+    def __init__(self, message: str, results: dict | None = None):
+        super().__init__(message)
+        self.results = results  # the results document of the failed run, when there is one

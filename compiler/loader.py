@@ -173,6 +173,8 @@ def check_model(model):
         raise CompileError(f"invalid ONNX graph: {_first_line(err)}") from None
     except UnicodeDecodeError:  # the checker's message quotes a name that is not UTF-8 (a corrupt file)
         raise CompileError("invalid ONNX graph: a name or string in it is not valid UTF-8") from None
+    except ValueError as err:  # onnx's own checks outside the C++ checker, e.g. an unknown tensor data type
+        raise CompileError(f"invalid ONNX graph: {_first_line(err)}") from None
 
 
 def infer_shapes(model) -> onnx.ModelProto:

@@ -28,11 +28,10 @@ IMPORT_RULES = {"deadline_ms", "max_miss_rate"}  # the run rules that still mean
 def command(bundle, import_path, rules, rules_given, emulate, json_path, csv_path):
     """Run BUNDLE's timing harness here, print its latency and judge the run
     (exit 4 when it is invalid or misses its deadline too often)."""
-    from ncc.compiler import summary
+    from ncc.compiler import api, summary
     from ncc.runtime_harness import rt_results
     from ncc.runtime_harness.importers import import_results
     from ncc.runtime_harness.results import write_results
-    from ncc.runtime_harness.runner import run_bundle
 
     if bool(bundle) == bool(import_path):
         raise UsageError("give a bundle folder or --import FILE" + (", not both" if bundle else ""))
@@ -41,10 +40,14 @@ def command(bundle, import_path, rules, rules_given, emulate, json_path, csv_pat
         if foreign:
             raise UsageError(f"{flag(foreign[0])} does not apply to --import (only --deadline-ms and --max-miss-rate do)")
         results = import_results(import_path, rules.deadline_ms, rules.max_miss_rate)
+        failures = rt_results.failures(results)
+        failed = BenchmarkFailed("; ".join(failures), results) if failures else None
     else:
-        results = run_bundle(bundle, rules, emulate=emulate)
+        try:
+            results, failed = api.bench(bundle, rules=rules, emulate=emulate), None
+        except BenchmarkFailed as err:  # the table and files are written all the same
+            results, failed = err.results, err
     write_results(results, json_path, csv_path)
     click.echo(summary.bench_table(bundle or import_path, results))
-    failures = rt_results.failures(results)
-    if failures:
-        raise BenchmarkFailed("; ".join(failures))
+    if failed:
+        raise failed

@@ -47,25 +47,25 @@ from ncc.passes.analysis.channel_importance import METHODS as IMPORTANCE_METHODS
 def command(model, input_shapes, out_dir, target, scale, profile, importance, round_to, quantization, tuning,
             fp16, dla, deadline_ms, depfile, dump_after, verify, seed, force, reproducible, as_json):
     """Compile MODEL (ONNX) into a bundle for a target board."""
-    from ncc.compiler import summary
-    from ncc.compiler.driver import CompileOptions, compile_model
+    from ncc.compiler import api, summary
+    from ncc.compiler.driver import CompileOptions
     from ncc.compiler.errors import UsageError
     from ncc.targets import get_target
 
     trt_only = [flag for flag, given in (("--fp16", fp16), ("--dla", dla is not None)) if given]
     if trt_only and get_target(target).quant_flavor != "tensorrt":
         raise UsageError(f"{' and '.join(trt_only)} apply only to TensorRT targets (xavier)")
-    options = CompileOptions(target=target, input_shapes=input_shapes, scale=parse_scale(scale), profile=profile,
-                             importance=importance, round_to=parse_round_to(round_to) or 1, verify=verify,
-                             dump_after=dump_after, force=force, seed=seed, timing=not reproducible,
-                             fp16=fp16, dla=dla,
-                             **quantization, **tuning)
+    fields = dict(target=target, input_shapes=input_shapes, scale=parse_scale(scale), profile=profile,
+                  importance=importance, round_to=parse_round_to(round_to) or 1, verify=verify,
+                  dump_after=dump_after, force=force, seed=seed, timing=not reproducible, fp16=fp16, dla=dla,
+                  **quantization, **tuning)
+    options = CompileOptions(**fields)
     if deadline_ms is not None:
         from ncc.compiler.deadline_search import search
 
         bundle = search(model, out_dir, options, deadline_ms, progress=lambda line: click.echo(line, err=True))
     else:
-        bundle = compile_model(model, out_dir, options)
+        bundle = api.compile(model, out=out_dir, **fields)
     if depfile:
         from ncc.compiler import depfile as depfiles
 

@@ -28,8 +28,12 @@ from ncc.passes.analysis.cost import model_cost, tensor_info
 def command(model, input_shapes, show_groups, as_json):
     """Show a model's inputs, outputs, op histogram, parameters, MACs,
     weight and activation memory, and per-layer costs."""
-    loaded = load_model(model, input_shapes)
-    summary = channel_groups(loaded)[1].to_dict() if show_groups else summarize(loaded)
+    if show_groups:
+        summary = channel_groups(load_model(model, input_shapes))[1].to_dict()
+    else:
+        from ncc.compiler import api
+
+        summary = api.inspect(model, input_shapes)
     sections = (_groups_section,) if show_groups else _SECTIONS
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True, indent=2))

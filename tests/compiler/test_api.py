@@ -40,3 +40,28 @@ def test_compile_json_is_one_document_on_stdout(tmp_path, zoo_onnx):
     assert document["bundle"] == str(tmp_path / "b") and document["target"] == "onnxruntime"
     assert {a["path"] for a in document["artifacts"]} >= {"model.onnx"}
     assert document["model"]["after"]["params"] > 0
+
+
+def test_bench_returns_the_results_and_raises_typed_failures(tmp_path, zoo_onnx):
+    from ncc.compiler import BenchmarkFailed, UsageError, bench, compile
+
+    bundle = compile(zoo_onnx("vgg11", width_mult=0.125), out=tmp_path / "b", target="onnxruntime")
+    results = bench(bundle.path, iterations=100, warmup=1)
+    assert results["format"] == "ncc-results" and len(results["times_ms"]) == 100
+
+    with pytest.raises(BenchmarkFailed) as failed:
+        bench(bundle.path, iterations=100, warmup=1, deadline_ms=1e-6, max_miss_rate=0)
+    assert failed.value.exit_code == 4 and failed.value.results["deadline"]["passed"] is False
+
+    with pytest.raises(UsageError):
+        bench(bundle.path, iterations=-1)
+    with pytest.raises(UsageError):
+        bench(bundle.path, no_such_rule=1)
+
+
+def test_unknown_compile_keyword_is_a_usage_error(tmp_path, zoo_onnx):
+    from ncc.compiler import UsageError, compile
+
+    with pytest.raises(UsageError, match="no_such_option"):
+        compile(zoo_onnx("vgg11", width_mult=0.125), out=tmp_path / "b", no_such_option=1)
+    assert not (tmp_path / "b").exists()

@@ -5,31 +5,18 @@ Each case asserts: a documented exit code other than 70 (internal error), one
 case's own folder. 1100 cases in all.
 """
 
-import os
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cli_helpers import invoke
+from fuzz_helpers import FUZZ, check_outcome, tree
 
-DOCUMENTED = {0, 1, 2, 3}
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
-def FUZZ(n):
-    return settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-def _tree(root):
-    return sorted(os.path.relpath(os.path.join(d, n), root) for d, _, names in os.walk(root) for n in names)
 
 
 def _check(result):
-    assert result.exit_code in DOCUMENTED, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    if result.exit_code:
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("ncc: error:"), result.stderr
+    check_outcome(result.exit_code, result.stderr, result.output)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +39,9 @@ def test_mutated_models(tmp_path_factory, model_bytes, data):
             raw[i] ^= 1 << data.draw(st.integers(0, 7))
     path = folder / "m.onnx"
     path.write_bytes(bytes(raw))
-    before = _tree(folder)
+    before = tree(folder)
     _check(invoke("inspect", path))
-    assert _tree(folder) == before
+    assert tree(folder) == before
 
 
 @FUZZ(300)
@@ -66,7 +53,7 @@ def test_malformed_scale(tmp_path_factory, zoo_onnx, spec):
     result = invoke("compile", zoo_onnx("vgg11"), "-o", folder / "b", "--target", "onnxruntime", "--scale", spec)
     _check(result)
     if result.exit_code:
-        assert not (folder / "b").exists() and _tree(folder) == []
+        assert not (folder / "b").exists() and tree(folder) == []
 
 
 @FUZZ(200)
