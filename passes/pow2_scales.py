@@ -72,6 +72,7 @@ def choose_exponents(float_model: onnx.ModelProto, activation_scales: dict[str, 
     """Exponents for every quantized activation (given with the scale ORT
     calibrated for it) and every Conv/Gemm weight and bias of `float_model`."""
     activations = _activation_exponents(float_model, activation_scales, input_name, batches)
+    _align_concats(float_model, activations)
     constants = {init.name: numpy_helper.to_array(init) for init in float_model.graph.initializer}
     weights, biases = {}, {}
     for node in float_model.graph.node:
@@ -83,6 +84,22 @@ def choose_exponents(float_model: onnx.ModelProto, activation_scales: dict[str, 
             lowest = None if layer_input is None else layer_input + weights[node.input[1]]
             biases.setdefault(node.input[2], constant_exponent(constants[node.input[2]], lowest))
     return {"activations": activations, "weights": weights, "biases": biases}
+
+
+def _align_concats(model: onnx.ModelProto, activations: dict[str, int]) -> None:
+    """A concat's inputs and output share one exponent, the largest of them
+    (as Vitis AI's quantizer gives them one position): the DPU then writes
+    each input into its slice of the output, and the concat costs nothing."""
+    concats = [[name for name in (*node.input, *node.output) if name in activations]
+               for node in model.graph.node if node.op_type == "Concat"]
+    changed = True
+    while changed:  # a concat's output may be another's input
+        changed = False
+        for names in concats:
+            shared = max((activations[name] for name in names), default=None)
+            for name in names:
+                changed |= activations[name] != shared
+                activations[name] = shared
 
 
 def _activation_exponents(model, scales, input_name, batches) -> dict[str, int]:
@@ -104,3 +121,53 @@ def _with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
                               for name in names if name not in present)
     return probe
+
+
+LAYER_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "LeakyRelu")  # what the DPU computes and fixes
+
+
+def float_outputs(model: onnx.ModelProto) -> list[str]:
+    """The graph outputs a layer (or its activation) writes in float."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    return [out.name for out in model.graph.output
+            if out.name in producers and producers[out.name].op_type in LAYER_OPS]
+
+
+def quantize_outputs(quantized: onnx.ModelProto, float_model: onnx.ModelProto, input_name: str,
+                     batches: list[np.ndarray]) -> dict[str, int]:
+    """Put a power-of-two Q/DQ pair on every graph output a layer writes in float.
+
+    The QDQ quantizer leaves layer outputs to their readers' inputs, which a
+    network's own outputs do not have; Vitis AI's quantizer fixes them too, so
+    the classifier stays on the DPU and only what follows it (softmax) goes to
+    the CPU. Each exponent is searched over the calibration data as the
+    activations' are. Returns {output: exponent}; changes `quantized` in place."""
+    names = float_outputs(quantized)
+    if not names:
+        return {}
+    values = {name: [] for name in names}
+    for outputs in ort_quantize.run_batches(float_model, input_name, batches, names):
+        for name, array in zip(names, outputs):
+            values[name].append(array)
+    exponents = {}
+    for name in names:
+        exponents[name] = constant_exponent(np.concatenate([v.ravel() for v in values[name]]))
+        _insert_qdq(quantized.graph, name, exponents[name])
+    return exponents
+
+
+def _insert_qdq(graph: onnx.GraphProto, name: str, exponent: int) -> None:
+    """`name`'s producer writes `name`_float; Q/DQ at scale 2**exponent, right
+    after it (the graph stays in topological order), make `name` again."""
+    raw, scale, zero = f"{name}_float", f"{name}_scale", f"{name}_zero_point"
+    position = next(i for i, node in enumerate(graph.node) if name in node.output)
+    producer = graph.node[position]
+    producer.output[:] = [raw if out == name else out for out in producer.output]
+    graph.initializer.extend([numpy_helper.from_array(np.array(2.0 ** exponent, dtype=np.float32), scale),
+                              numpy_helper.from_array(np.array(0, dtype=np.int8), zero)])
+    pair = [onnx.helper.make_node("QuantizeLinear", [raw, scale, zero], [f"{name}_QuantizeLinear_Output"],
+                                  name=f"{name}_QuantizeLinear"),
+            onnx.helper.make_node("DequantizeLinear", [f"{name}_QuantizeLinear_Output", scale, zero], [name],
+                                  name=f"{name}_DequantizeLinear")]
+    for offset, node in enumerate(pair, start=1):
+        graph.node.insert(position + offset, node)

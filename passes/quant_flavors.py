@@ -11,7 +11,9 @@ tensorrt (Jetson AGX Xavier, TensorRT 8.5 explicit quantization): what the
 dpu (ZCU104, Vitis AI DPU): per-tensor symmetric int8 whose every scale is a
     power of two (the DPU shifts, it does not multiply), Q/DQ after Relu so
     Conv+Relu stay one DPU instruction, biases int8 with their own power-of-two
-    scale. The exponents are searched by ncc.passes.pow2_scales.
+    scale, and the network's outputs fixed too (so the classifier runs on the
+    DPU), a concat's inputs at one scale. The exponents are searched by
+    ncc.passes.pow2_scales.
 generic (this host and the Cortex-A72, ONNX Runtime's CPU provider; TVM):
     activations uint8 asymmetric per tensor, weights int8 symmetric per output
     channel in 7 bits ([-64, 64]), biases int32: ORT's "U8S8" with

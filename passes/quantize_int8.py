@@ -71,6 +71,7 @@ class QuantizeInt8(Pass):
         fixed = {name: 2.0 ** e for chosen in exponents.values() for name, e in chosen.items()}
         overrides = ort_quantize.int8_overrides(fixed, int8_tensors=set(exponents["biases"]))
         quantized = ort_quantize.quantize(source, target, flavor, method, None, cache, overrides)
+        exponents["outputs"] = pow2_scales.quantize_outputs(quantized, float_model, input_name, batches)
         return quantized, {"pow2_exponents": _exponent_stats(exponents, scales)}
 
 

@@ -115,8 +115,10 @@ def test_dpu_flavour(quantized, name, scale):
         assert bias.op_type == "DequantizeLinear" and view.constants[bias.input[0]].dtype == np.int8
     for activation in view.nodes("Relu", "Clip"):  # no Q/DQ between a layer and its activation
         assert view.op(activation.input[0]) in ("Conv", "Add", "Gemm"), activation.name
+    for output in view.model.graph.output:  # the classifier's output is fixed too, so it stays on the DPU
+        assert view.op(output.name) == "DequantizeLinear", output.name
     runs_in_onnx_runtime(view.model)
-    assert set(stats["pow2_exponents"]) == {"activations", "weights", "biases", "tightened_activations"}
+    assert set(stats["pow2_exponents"]) == {"activations", "weights", "biases", "outputs", "tightened_activations"}
     assert stats["scheme"]["scales"] == "powers of two" and stats["scheme"]["biases"] == "int8-pow2"
 
 

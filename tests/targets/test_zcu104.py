@@ -278,9 +278,9 @@ def test_the_report_places_each_op_with_its_reason_and_counts_subgraphs(tmp_path
     assert placed["sigmoid"] == ("CPU", "'sigmoid' is not a DPUCZDX8G operator")
     assert placed["conv_big"] == ("CPU", "convolution kernel 17x17 outside [1, 16]")
     assert placed["relu_big"][0] == "CPU" and placed["conv_mid"][0] == "DPU"
-    assert placed["conv_last"] == ("CPU", "its output is not quantized (no fix after it), so it stays float")
-    assert report["subgraphs"] == {"dpu": 2, "cpu": 2, "user": 1, "total": 5}
-    assert {layer["op"] for layer in report["estimate"]["layers"]} == {"conv_ok", "conv_mid"}
+    assert placed["conv_last"][0] == "DPU"  # the network's output is fixed too
+    assert report["subgraphs"] == {"dpu": 2, "cpu": 1, "user": 1, "total": 4}
+    assert {layer["op"] for layer in report["estimate"]["layers"]} == {"conv_ok", "conv_mid", "conv_last"}
     assert manifest(out)["target"]["predicted_subgraphs"] == report["subgraphs"]
 
 
@@ -316,17 +316,17 @@ def test_each_engine_takes_its_ops_and_fuses_its_activations(tmp_path):
     assert placed["add"][0] == "DPU" and placed["relu_add"] == ("DPU", "fused into add 'add'")
     layers = {layer["op"]: layer for layer in report["estimate"]["layers"]}
     assert {op: layer["engine"] for op, layer in layers.items()} == {
-        "conv": "conv", "depthwise": "alu", "leaky": "alu", "pointwise": "conv", "add": "eltwise"}
+        "conv": "conv", "depthwise": "alu", "leaky": "alu", "pointwise": "conv", "add": "eltwise", "head": "conv"}
     assert layers["depthwise"]["cycles"] == 12 * 3 * 1 * 9 and layers["depthwise"]["utilisation"] == 1 / 32
-    assert report["subgraphs"] == {"dpu": 1, "cpu": 1, "user": 1, "total": 3}
+    assert report["subgraphs"] == {"dpu": 1, "cpu": 0, "user": 1, "total": 2}
 
 
-def test_the_zoo_models_run_on_the_dpu_but_for_the_float_classifier(bundle):
+def test_the_zoo_models_run_on_the_dpu_classifier_and_all(bundle):
     for name in ("vgg11", "mobilenetv2", "resnet50"):
         report = dpu_report(bundle(name))
         cpu = [(p["type"], p["reason"]) for p in report["placements"] if p["device"] == "CPU"]
-        assert [t for t, _ in cpu] == ["flatten", "inner-product"], cpu
-        assert report["subgraphs"] == {"dpu": 1, "cpu": 1, "user": 1, "total": 3}
+        assert cpu == []
+        assert report["subgraphs"] == {"dpu": 1, "cpu": 0, "user": 1, "total": 2}
         assert all(p["reason"] for p in report["placements"])
 
 

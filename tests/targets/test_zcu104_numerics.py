@@ -163,4 +163,5 @@ def test_a_channel_concat_is_an_nhwc_concat_on_the_last_axis(tmp_path, rng):
     check_same_logits(out / "model.onnx", rng)
     points = [graph.by_name()[name].attrs["fix_point"] for name in concat.inputs["input"]]
     placed = next(p for p in json.loads((out / "dpu_report.json").read_text())["placements"] if p["op"] == "concat")
-    assert placed["device"] == "DPU" and ("fix points" in placed["reason"]) == (len(set(points)) > 1)
+    assert len(set(points)) == 1, points  # one position for a concat's inputs, as Vitis AI's quantizer gives
+    assert placed["device"] == "DPU" and "fix points" not in placed["reason"]
