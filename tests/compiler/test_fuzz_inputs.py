@@ -2,15 +2,17 @@
 
 Each case asserts: a documented exit code other than 70 (internal error), one
 `ncc: error:` line on stderr and no traceback, and no file written outside the
-case's own folder. 1100 cases in all.
+case's own folder; each runs within fuzz_helpers.bounded (time and memory).
+1100 cases in all.
 """
+
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli_helpers import invoke
-from fuzz_helpers import FUZZ, check_outcome, tree
+from fuzz_helpers import FUZZ, CaseOverrun, bounded, check_outcome, invoke, tree
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 
@@ -73,3 +75,13 @@ def test_regression_checker_message_not_utf8(tmp_path, model_bytes):
     result = invoke("inspect", path)
     _check(result)
     assert result.exit_code == 1 and "not valid UTF-8" in result.stderr
+
+
+def test_a_case_is_bounded_in_time_and_memory():
+    with pytest.raises(CaseOverrun):
+        with bounded(seconds=0.2):
+            time.sleep(5)
+    with pytest.raises(MemoryError):
+        with bounded(memory=64 << 20):
+            bytearray(512 << 20)
+    bytearray(512 << 20)  # the limit is lifted again

@@ -27,8 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, external_data_helper
 
-from cli_helpers import invoke
-from fuzz_helpers import FUZZ, check_outcome, tree
+from fuzz_helpers import FUZZ, check_outcome, invoke, tree
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 
