@@ -22,7 +22,8 @@ from onnx import numpy_helper
 from ncc.passes import ort_quantize
 
 INT8_MIN, INT8_MAX = -128, 127
-SEARCH = range(-3, 2)  # exponents tried, relative to the one covering the range
+SEARCH = range(-3, 2)
+ELEMENTWISE = ("Add", "Mul")  # binary ops ORT's QDQ quantizer quantizes both operands of  # exponents tried, relative to the one covering the range
 
 
 def covering_exponent(absmax: float) -> int:
@@ -76,6 +77,10 @@ def choose_exponents(float_model: onnx.ModelProto, activation_scales: dict[str, 
     constants = {init.name: numpy_helper.to_array(init) for init in float_model.graph.initializer}
     weights, biases = {}, {}
     for node in float_model.graph.node:
+        if node.op_type in ELEMENTWISE:  # a constant operand is quantized as a weight is
+            for name in node.input:
+                if name in constants and constants[name].dtype == np.float32:
+                    weights.setdefault(name, constant_exponent(constants[name]))
         if node.op_type not in ("Conv", "Gemm") or node.input[1] not in constants:
             continue
         weights.setdefault(node.input[1], constant_exponent(constants[node.input[1]]))

@@ -22,6 +22,9 @@ from ncc.passes.graph_utils import constant_values, replace_constant
 from ncc.passes.quant_flavors import CALIBRATION_METHODS, FLAVORS
 
 
+RENAMED_OUTPUT = "_QuantizeLinear_Input"
+
+
 class QuantizeInt8(Pass):
     name = "quantize-int8"
 
@@ -97,9 +100,12 @@ def _transpose_gemm_weights(graph) -> int:
 
 
 def _activation_scales(model) -> dict[str, float]:
-    """The scale ORT calibrated for each quantized activation."""
+    """The scale ORT calibrated for each quantized activation, by its name in
+    the float model (ORT renames a quantized graph output Y's producer output
+    to Y_QuantizeLinear_Input, so that its DequantizeLinear can write Y)."""
     constants = {init.name: init for init in model.graph.initializer}
-    return {node.input[0]: float(onnx.numpy_helper.to_array(constants[node.input[1]]))
+    outputs = {f"{out.name}{RENAMED_OUTPUT}": out.name for out in model.graph.output}
+    return {outputs.get(node.input[0], node.input[0]): float(onnx.numpy_helper.to_array(constants[node.input[1]]))
             for node in model.graph.node if node.op_type == "QuantizeLinear" and node.input[0] not in constants}
 
 

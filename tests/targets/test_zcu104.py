@@ -284,6 +284,45 @@ def test_the_report_places_each_op_with_its_reason_and_counts_subgraphs(tmp_path
     assert manifest(out)["target"]["predicted_subgraphs"] == report["subgraphs"]
 
 
+def one_layer_model(tmp_path, op, **attrs) -> str:
+    """x -> Conv(16, 3x3) -> Relu -> `op` (a Conv's kernel 3 unless given; an Add with a constant) -> y."""
+    rng = np.random.default_rng(2)
+    inits = {"w": (rng.standard_normal((16, 3, 3, 3)) * 0.2).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="first", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Relu", ["c"], ["r"], name="first_relu")]
+    if op == "Conv":
+        kernel = attrs.pop("kernel", 3)
+        inits["w2"] = (rng.standard_normal((16, 16, kernel, kernel)) * 0.2).astype(np.float32)
+        nodes.append(helper.make_node("Conv", ["r", "w2"], ["y"], name="layer", kernel_shape=[kernel, kernel],
+                                      **attrs))
+    elif op == "Add":  # broadcasting: a per-channel constant
+        inits["k"] = (rng.standard_normal((1, 16, 1, 1)) * 0.2).astype(np.float32)
+        nodes.append(helper.make_node("Add", ["r", "k"], ["y"], name="layer"))
+    else:
+        nodes.append(helper.make_node(op, ["r"], ["y"], name="layer", **attrs))
+    model = make_model(nodes, inits, inputs={"x": [1, 3, 36, 36]})
+    del model.graph.output[:]  # its shape is shape inference's to find
+    model.graph.output.append(helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None))
+    return save(onnx.shape_inference.infer_shapes(model, strict_mode=True), tmp_path)
+
+
+@pytest.mark.parametrize("op,attrs,reason", [
+    ("Conv", {"strides": [9, 9]}, "convolution stride 9x9 outside [1, 8]"),
+    ("Conv", {"pads": [3, 3, 3, 3]}, "padding [3, 3, 3, 3] beyond (kernel - 1) * dilation"),
+    ("Conv", {"kernel": 1, "pads": [1, 1, 1, 1]}, "padding [1, 1, 1, 1] beyond (kernel - 1) * dilation"),
+    ("MaxPool", {"kernel_shape": [17, 17], "strides": [2, 2], "pads": [16, 16, 0, 0]},
+     "padding [16, 0, 16, 0] beyond the ALU's 0-15 left/top, 0-255 right/bottom"),
+    ("Add", {}, "a broadcasting add (the elementwise engine takes tensors of one shape)"),
+])
+def test_the_dpu_limits_send_a_layer_to_the_cpu_with_the_limit_named(tmp_path, op, attrs, reason):
+    out = tmp_path / "out"
+    result = invoke("compile", one_layer_model(tmp_path, op, **attrs), "-o", out, "--target", "zcu104", *INT8)
+    assert result.exit_code == 0, result.output
+    placed = {p["op"]: (p["device"], p["reason"]) for p in dpu_report(out)["placements"]}
+    assert placed["first"][0] == "DPU"
+    assert placed["layer"] == ("CPU", reason), placed
+
+
 def engines_model(tmp_path) -> str:
     """conv3x3 -> depthwise3x3 -> LeakyRelu -> conv1x1 -> Add(+ conv3x3's Relu) -> Relu -> conv1x1 (the output)."""
     rng = np.random.default_rng(0)
