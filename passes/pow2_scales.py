@@ -22,8 +22,8 @@ from onnx import numpy_helper
 from ncc.passes import ort_quantize
 
 INT8_MIN, INT8_MAX = -128, 127
-SEARCH = range(-3, 2)
-ELEMENTWISE = ("Add", "Mul")  # binary ops ORT's QDQ quantizer quantizes both operands of  # exponents tried, relative to the one covering the range
+SEARCH = range(-3, 2)  # exponents tried, relative to the one covering the range
+ELEMENTWISE = ("Add", "Mul")  # binary ops whose both operands ORT's QDQ quantizer quantizes
 
 
 def covering_exponent(absmax: float) -> int:
@@ -68,10 +68,15 @@ def constant_exponent(values: np.ndarray, lowest: int | None = None) -> int:
     return search.best()
 
 
+# ops whose input 1 ORT's QDQ quantizer quantizes as a weight and input 2 as a bias
+WEIGHTED = ("Conv", "Gemm", "BatchNormalization", "InstanceNormalization", "LayerNormalization")
+
+
 def choose_exponents(float_model: onnx.ModelProto, activation_scales: dict[str, float], input_name: str,
                      batches: list[np.ndarray]) -> dict[str, dict[str, int]]:
     """Exponents for every quantized activation (given with the scale ORT
-    calibrated for it) and every Conv/Gemm weight and bias of `float_model`."""
+    calibrated for it) and every weight and bias of `float_model` (a WEIGHTED
+    op's, and an Add's or Mul's constant operand)."""
     activations = _activation_exponents(float_model, activation_scales, input_name, batches)
     _align_concats(float_model, activations)
     constants = {init.name: numpy_helper.to_array(init) for init in float_model.graph.initializer}
@@ -81,7 +86,7 @@ def choose_exponents(float_model: onnx.ModelProto, activation_scales: dict[str, 
             for name in node.input:
                 if name in constants and constants[name].dtype == np.float32:
                     weights.setdefault(name, constant_exponent(constants[name]))
-        if node.op_type not in ("Conv", "Gemm") or node.input[1] not in constants:
+        if node.op_type not in WEIGHTED or node.input[1] not in constants:
             continue
         weights.setdefault(node.input[1], constant_exponent(constants[node.input[1]]))
         if len(node.input) > 2 and node.input[2] in constants:

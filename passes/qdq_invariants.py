@@ -167,5 +167,7 @@ def _activation_placement(graph, flavor) -> list[str]:
 def _pairs(graph, flavor) -> list[str]:
     if not flavor.dedicated_pairs:
         return []
-    return [f"{node.name} feeds {len(graph.consumers.get(node.output[0], []))} nodes"
-            for node in graph.of_type("DequantizeLinear") if len(graph.consumers.get(node.output[0], [])) > 1]
+    # by distinct nodes: Add(t, t) reads its one pair twice, which is still one consumer
+    readers = [(node, len({id(n) for n in graph.consumers.get(node.output[0], [])}))
+               for node in graph.of_type("DequantizeLinear")]
+    return [f"{node.name} feeds {count} nodes" for node, count in readers if count > 1]

@@ -46,6 +46,7 @@ class QuantizeInt8(Pass):
         float_model = gs.export_onnx(graph)
         with tempfile.TemporaryDirectory(prefix="ncc-quantize-") as work:
             quantized, pow2 = self._quantize(float_model, flavor, input_name, self.calibration.batches(batch), work)
+        _drop_dead_nodes(quantized)
         qdq_invariants.check(quantized, flavor)
         stats = {"flavor": flavor.name, "scheme": flavor.scheme(), **qdq_invariants.facts(quantized), **pow2}
         if transposed:
@@ -116,6 +117,26 @@ def _exponent_stats(exponents, scales) -> dict:
         1 for name, e in exponents["activations"].items()
         if e < pow2_scales.covering_exponent(scales[name] * pow2_scales.INT8_MAX))
     return stats
+
+
+def _drop_dead_nodes(model: onnx.ModelProto) -> None:
+    """Remove nodes (and then initializers) no graph output depends on, in place.
+    ORT's DedicatedQDQPair makes a pair per input a node reads, and then points
+    both inputs of Add(t, t) at the first: the second pair is read by nothing."""
+    graph = model.graph
+    needed, kept = {out.name for out in graph.output}, []
+    for node in reversed(graph.node):
+        if any(out in needed for out in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    if len(kept) == len(graph.node):
+        return
+    kept.reverse()
+    del graph.node[:]
+    graph.node.extend(kept)
+    initializers = [init for init in graph.initializer if init.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
 
 
 def _adopt(graph: gs.Graph, model: onnx.ModelProto):

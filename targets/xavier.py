@@ -22,7 +22,7 @@ import struct
 
 import onnx
 
-from ncc.compiler.errors import UsageError
+from ncc.compiler.errors import CompileError, UsageError
 from ncc.runtime_harness import HARNESS_DIR, HarnessFile, install
 from ncc.targets.base import Artifact, EmitResult, Target
 from ncc.targets.tensorrt_support import TENSORRT_VERSION, check_tensorrt_support
@@ -89,6 +89,10 @@ class XavierTarget(Target):
         fp16, dla = bool(getattr(options, "fp16", False)), getattr(options, "dla", None)
         int8 = any(node.op_type == "QuantizeLinear" for node in model.graph.node)
         if dla is not None and not (int8 or fp16):
+            if getattr(options, "quantize", None):  # the tensorrt flavour put Q/DQ on no layer's input
+                raise CompileError("--dla with --quantize int8: the tensorrt flavour quantized no tensor of this "
+                                   "model (no layer it quantizes, e.g. Conv, Gemm or Add), and the DLA runs no fp32; "
+                                   "use --fp16")
             raise UsageError("--dla needs --fp16 or --quantize int8 (the DLA runs no fp32)")
         artifacts, build_model, calib = [], "model.onnx", None
         if dla is not None and int8:
@@ -153,23 +157,18 @@ def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     stripped = onnx.ModelProto()
     stripped.CopyFrom(model)
     nodes = list(stripped.graph.node)
-    source = {}
-    for node in nodes:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            source[node.output[0]] = node.input[0]
-
-    def origin(name):
-        while name in source:
-            name = source[name]
-        return name
-
+    origin = _qdq_origin(stripped)
     kept = [n for n in nodes if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+    inputs = {i.name for i in stripped.graph.input}
+    renamed = _quantized_outputs(stripped)
+    passed = [(raw, name) for raw, name in renamed.items() if raw in inputs]  # an input straight through a pair
+    renamed = {raw: name for raw, name in renamed.items() if raw not in inputs}
     for node in kept:
         for i, name in enumerate(node.input):
-            node.input[i] = origin(name)
-    outputs = {o.name for o in stripped.graph.output}
-    if any(name in source for name in outputs):
-        raise UsageError("a model output is produced by Q/DQ; cannot derive the fp32 model for the DLA")
+            node.input[i] = renamed.get(origin(name), origin(name))
+        for i, name in enumerate(node.output):
+            node.output[i] = renamed.get(name, name)
+    kept += [onnx.helper.make_node("Identity", [raw], [name], name=f"{name}_Identity") for raw, name in passed]
     del stripped.graph.node[:]
     stripped.graph.node.extend(kept)
     used = {name for node in kept for name in node.input}
@@ -178,6 +177,27 @@ def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     stripped.graph.initializer.extend(initializers)
     del stripped.graph.value_info[:]
     return stripped
+
+
+def _qdq_origin(model: onnx.ModelProto):
+    """origin(name): the tensor a chain of Q/DQ nodes writing `name` starts from."""
+    source = {node.output[0]: node.input[0] for node in model.graph.node
+              if node.op_type in ("QuantizeLinear", "DequantizeLinear")}
+
+    def origin(name):
+        while name in source:
+            name = source[name]
+        return name
+
+    return origin
+
+
+def _quantized_outputs(model: onnx.ModelProto) -> dict:
+    """{float tensor: graph output} for each output a Q/DQ pair writes (ORT
+    quantized it: its producer writes OUT_QuantizeLinear_Input, the pair OUT);
+    without Q/DQ the producer writes OUT again."""
+    origin = _qdq_origin(model)
+    return {origin(o.name): o.name for o in model.graph.output if origin(o.name) != o.name}
 
 
 def activation_scales(model: onnx.ModelProto) -> dict:
@@ -198,7 +218,9 @@ def activation_scales(model: onnx.ModelProto) -> dict:
     for node in model.graph.node:
         if node.op_type == "Relu" and node.output[0] in scales and node.input[0] not in scales:
             scales[node.input[0]] = scales[node.output[0]]
-    return scales
+    # by their names in the fp32 model (strip_qdq)
+    renamed = _quantized_outputs(model)
+    return {renamed.get(name, name): scale for name, scale in scales.items()}
 
 
 def calibration_cache(scales: dict) -> str:

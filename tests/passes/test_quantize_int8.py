@@ -122,6 +122,45 @@ def test_dpu_flavour(quantized, name, scale):
     assert stats["scheme"]["scales"] == "powers of two" and stats["scheme"]["biases"] == "int8-pow2"
 
 
+def test_dpu_flavour_gives_a_batchnorm_no_conv_precedes_power_of_two_scales(rng):
+    """ORT quantizes a BatchNormalization's scale as a weight and its B as a
+    bias; one after a Relu stays unfolded and its scales must be powers of two
+    too (found by fuzzing: the pass broke its own rules)."""
+    c = 3
+    stats = {"s": rng.uniform(0.5, 1.5, c), "b": rng.normal(0, 0.1, c), "m": rng.normal(0, 0.1, c),
+             "v": rng.uniform(0.5, 2.0, c)}
+    model = make_model([helper.make_node("Relu", ["x"], ["r"]),
+                        helper.make_node("BatchNormalization", ["r", "s", "b", "m", "v"], ["y"])],
+                       {k: v.astype(np.float32) for k, v in stats.items()})
+    quantized_model, records = quantize(model, "dpu")
+    view = View(quantized_model)
+    batchnorm = view.nodes("BatchNormalization")[0]  # not folded: no Conv before it
+    for index in (1, 2):
+        dq = view.producer[batchnorm.input[index]]
+        assert dq.op_type == "DequantizeLinear" and view.constants[dq.input[0]].dtype == np.int8
+    for node in view.nodes("QuantizeLinear", "DequantizeLinear"):
+        scale_value = float(view.constants[node.input[1]])
+        assert scale_value == 2.0 ** round(np.log2(scale_value)), node.name
+    runs_in_onnx_runtime(quantized_model)
+    assert records[-1].stats["pow2_exponents"]["biases"]
+
+
+def test_tensorrt_flavour_takes_an_add_of_a_tensor_to_itself(rng):
+    """Add(t, t) reads its one Q/DQ pair twice: still one pair per consumer
+    (found by fuzzing: the pass said the pair 'feeds 2 nodes'), and the second
+    pair ORT makes for it, which nothing reads, is gone."""
+    weight = rng.standard_normal((3, 3, 3, 3)).astype(np.float32)
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                        helper.make_node("Add", ["c", "c"], ["y"])], {"w": weight})
+    quantized_model, _ = quantize(model, "tensorrt")
+    view = View(quantized_model)
+    add = view.nodes("Add")[0]
+    assert add.input[0] == add.input[1] and view.op(add.input[0]) == "DequantizeLinear"
+    for dq in view.nodes("DequantizeLinear"):
+        assert len({id(n) for n in quantized_model.graph.node if dq.output[0] in n.input}) == 1, dq.name
+    runs_in_onnx_runtime(quantized_model)
+
+
 @every_zoo_model
 def test_generic_flavour(quantized, name, scale):
     view, _ = quantized(name, "generic", scale)

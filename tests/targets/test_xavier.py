@@ -216,6 +216,36 @@ def test_the_dla_fp32_model_computes_what_the_fp32_compile_does(bundle, rng):
                                rtol=1e-4, atol=1e-5)
 
 
+def test_dla_int8_of_a_model_whose_output_a_quantized_op_writes(tmp_path, rng):
+    """ORT quantizes a MaxPool's output even when it is the graph's: the pair
+    writes y and the pool y_QuantizeLinear_Input. The fp32 model's pool writes
+    y again, and the cache names y (found by fuzzing: the compile failed)."""
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                        helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+                       {"w": weight}, {"x": [1, 3, 8, 8]}, {"y": [1, 4, 4, 4]})
+    out = tmp_path / "b"
+    result = invoke("compile", save(model, tmp_path), "-o", out, "--target", "xavier", *INT8, "--dla")
+    assert result.exit_code == 0, result.output
+    qdq, fp32 = onnx.load(out / "model.onnx"), onnx.load(out / "model_fp32.onnx")
+    assert next(n for n in qdq.graph.node if "y" in n.output).op_type == "DequantizeLinear"
+    onnx.checker.check_model(fp32, full_check=True)
+    assert [n.op_type for n in fp32.graph.node] == ["Conv", "MaxPool"] and fp32.graph.node[-1].output[0] == "y"
+    cached = {line.split(": ")[0] for line in (out / "calibration.cache").read_text().splitlines()[1:]}
+    assert "y" in cached and cached <= {"x", "c", "y"}
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    got = ort.InferenceSession(fp32.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_dla_int8_of_a_model_with_nothing_to_quantize_is_one_error_line(tmp_path):
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])])
+    result = invoke("compile", save(model, tmp_path), "-o", tmp_path / "b", "--target", "xavier", *INT8, "--dla")
+    assert_one_line_error(result, 1, "the tensorrt flavour quantized no tensor of this model")
+    assert not (tmp_path / "b").exists()
+
+
 def test_dla_without_reduced_precision_and_fp16_elsewhere_are_refused(zoo_onnx, tmp_path):
     result = invoke("compile", zoo_onnx("vgg11"), "-o", tmp_path / "a", "--target", "xavier", *COMPILE, "--dla")
     assert_one_line_error(result, 2, "--dla needs --fp16 or --quantize int8")
