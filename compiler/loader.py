@@ -31,6 +31,7 @@ def prepare_model(model: onnx.ModelProto, input_shapes: dict | None = None) -> o
     check_model(model)
     model = infer_shapes(model)
     _require_static_outputs(model)
+    _check_pool_windows(model)
     return model
 
 
@@ -191,6 +192,35 @@ def _require_static_outputs(model):
         dims = output.type.tensor_type.shape.dim
         if not output.type.tensor_type.HasField("shape") or any(not d.HasField("dim_value") for d in dims):
             raise CompileError(f"graph output '{output.name}' has no static shape after shape inference")
+
+
+def _check_pool_windows(model):
+    """Refuse a ceil_mode pool whose last window would start in the end
+    padding: ONNX's shape inference (opset <= 18) counts that window, ONNX
+    Runtime, PyTorch and later opsets drop it, so its targets would disagree
+    on the output's size."""
+    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+              for value in (*model.graph.input, *model.graph.value_info, *model.graph.output)}
+    for node in model.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type not in ("MaxPool", "AveragePool") or not attrs.get("ceil_mode"):
+            continue
+        source, result = shapes.get(node.input[0]), shapes.get(node.output[0])
+        if attrs.get("auto_pad", b"NOTSET") != b"NOTSET" or not source or not result:
+            continue
+        axes = len(attrs["kernel_shape"])
+        pads, strides = attrs.get("pads", [0] * 2 * axes), attrs.get("strides", [1] * axes)
+        for axis, kernel in enumerate(attrs["kernel_shape"]):
+            size, stride, begin = source[2 + axis], strides[axis], pads[axis]
+            span = attrs.get("dilations", [1] * axes)[axis] * (kernel - 1) + 1
+            windows = -(-(size + begin + pads[axes + axis] - span) // stride) + 1
+            if (windows - 1) * stride >= size + begin:  # the last one starts in the end padding
+                windows -= 1
+            if windows != result[2 + axis]:
+                raise CompileError(
+                    f"{node.op_type} '{node.name}' (ceil_mode=1): its last window along axis {2 + axis} starts in "
+                    f"the padding, so ONNX's shape inference gives {result[2 + axis]} outputs and ONNX Runtime "
+                    f"and PyTorch {windows}; export it without ceil_mode or with less end padding")
 
 
 def input_shape(model, index: int = 0) -> list:

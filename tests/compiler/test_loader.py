@@ -121,3 +121,26 @@ def test_external_data_outside_the_folder_is_refused(tmp_path, location):
     (tmp_path / "secret.bin").write_bytes(b"\0" * 432)
     with pytest.raises(CompileError, match="outside the model's folder"):
         load_model(_external(tmp_path, location))
+
+
+def _pool_model(pads, ceil_mode, size, op="MaxPool"):
+    return make_model([helper.make_node(op, ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2],
+                                        pads=pads, ceil_mode=ceil_mode)],
+                      inputs={"x": [1, 3, 8, 8]}, outputs={"y": [1, 3, size, size]})
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_a_ceil_mode_pool_whose_last_window_starts_in_the_padding_is_refused(tmp_path, op):
+    """ONNX's shape inference says 5 x 5 here, ONNX Runtime computes 4 x 4."""
+    with pytest.raises(CompileError, match=r"'pool' \(ceil_mode=1\).* gives 5 outputs and ONNX Runtime and PyTorch 4"):
+        load_model(save(_pool_model([0, 0, 1, 1], 1, 5, op=op), tmp_path))
+
+
+@pytest.mark.parametrize("pads,ceil_mode,size", [([0, 0, 1, 1], 0, 4), ([0, 0, 0, 0], 1, 4), ([1, 1, 1, 1], 1, 5)])
+def test_pools_on_which_onnx_and_onnx_runtime_agree_load(tmp_path, pads, ceil_mode, size):
+    model = load_model(save(_pool_model(pads, ceil_mode, size), tmp_path))
+    assert _dims(model.graph.output[0]) == [1, 3, size, size]
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"x": np.zeros((1, 3, 8, 8), np.float32)})[0].shape == (1, 3, size, size)
