@@ -3,9 +3,9 @@ and VART harnesses alike): a missing tool or a failed build is one
 ToolchainError line."""
 
 import shutil
-import subprocess
 
 from ncc.compiler.errors import ToolchainError
+from ncc.compiler.interrupts import run_tool
 
 # the headers every C++ harness shares (runtime_harness/cpp/), beside harness.cc in a bundle
 CPP_HEADERS = ("env.h", "npy.h", "power.h", "results.h", "rules.h")
@@ -20,8 +20,7 @@ def require(cxx: str, what: str) -> None:
 def make(harness_dir: str, cxx: str, what: str, target: str = "harness") -> None:
     """`make CXX=cxx target` in harness_dir; `what` names the harness in errors."""
     require(cxx, what)
-    done = subprocess.run(["make", "--no-print-directory", "-C", harness_dir, f"CXX={cxx}", target],
-                          check=False, capture_output=True, text=True)
+    done = run_tool(["make", "--no-print-directory", "-C", harness_dir, f"CXX={cxx}", target])
     if done.returncode != 0:
         error = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[-300:])
         raise ToolchainError(f"building the {what} with {cxx} failed: {error}")

@@ -10,12 +10,12 @@ manifest gives the harness an `arch` other than this machine's runs only with
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 
 from ncc.compiler.bundle import read_manifest
 from ncc.compiler.errors import BenchmarkFailed, ToolchainError, UsageError
+from ncc.compiler.interrupts import run_tool
 from ncc.runtime_harness import rt_power, rt_results
 from ncc.runtime_harness.results import load_json, validate
 from ncc.runtime_harness.rt_rules import RunRules
@@ -49,7 +49,7 @@ def run_bundle(bundle_dir: str, rules: RunRules = RunRules(), emulate: bool = Fa
     with tempfile.TemporaryDirectory(prefix="ncc-bench-") as scratch:
         results_path = os.path.join(scratch, "results.json")
         argv = emulator + command(bundle_dir, harness) + rules.to_argv() + list(extra_argv) + ["--json", results_path]
-        done = subprocess.run(argv, capture_output=True, text=True)
+        done = run_tool(argv)
         results = _written_results(results_path, done)
     return complete(results, manifest, emulator[0] if emulator else None)
 

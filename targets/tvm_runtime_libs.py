@@ -10,13 +10,13 @@ import glob
 import importlib.util
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import zipfile
 from importlib import metadata
 
 from ncc.compiler.errors import ToolchainError
+from ncc.compiler.interrupts import run_tool
 
 # (distribution, import package, library file inside the package)
 LIBRARIES = (("apache-tvm", "tvm", "lib/libtvm_runtime.so"),
@@ -67,7 +67,7 @@ def _wheel_libs(arch: str) -> list[str]:
         argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps",
                 "--platform", WHEEL_PLATFORMS[arch], "--python-version",
                 f"{sys.version_info.major}.{sys.version_info.minor}", "-d", download, *requirements]
-        done = subprocess.run(argv, capture_output=True, text=True)
+        done = run_tool(argv)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise ToolchainError(f"cannot download the {arch} TVM runtime ({' '.join(requirements)}) "

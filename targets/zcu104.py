@@ -18,11 +18,11 @@ vai_c_xir is on PATH. Bundle:
 import json
 import os
 import shutil
-import subprocess
 
 import onnx
 
 from ncc.compiler.errors import CompileError, ToolchainError, UsageError
+from ncc.compiler.interrupts import run_tool
 from ncc.runtime_harness import install
 from ncc.runtime_harness.vart_harness import VART_HARNESS_FILES
 from ncc.targets import dpu_arch, dpu_estimate, dpu_partition
@@ -92,7 +92,7 @@ def run_vai_c_xir(bundle_dir: str) -> dict | None:
     argv = vai_c_xir_argv(bundle_dir)
     os.makedirs(os.path.join(bundle_dir, COMPILED_DIR), exist_ok=True)
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        result = run_tool(argv)
     except OSError as err:
         raise ToolchainError(f"cannot run {VAI_C_XIR}: {err.strerror}") from None
     compiled = os.path.join(bundle_dir, COMPILED_DIR, f"{COMPILED_NAME}.xmodel")

@@ -18,20 +18,42 @@ def _staging(out):
 
 def _reached(out, point):
     """`passes`: the staging folder exists (passes run); `emit`: the compiled
-    model is written into it, so the target is building (TVM)."""
+    model is written into it, so the target is building (TVM); `harness`: the
+    harness sources are there and its binary is not, so make and g++ run."""
     for name in _staging(out):
-        if point == "passes" or os.path.exists(os.path.join(out, name, "model.onnx")):
+        staging = os.path.join(out, name)
+        if point == "passes" or (point == "emit" and os.path.exists(os.path.join(staging, "model.onnx"))):
             return True
+        if point == "harness" and os.path.exists(os.path.join(staging, "harness", "build.mk")):
+            return not os.path.exists(os.path.join(staging, "harness", "harness"))
     return False
 
 
-@pytest.mark.parametrize("point", ["passes", "emit"])
+def _running(processes) -> list:
+    """The names of those of `processes` that still run (zombies excepted)."""
+    import psutil
+
+    names = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                names.append(process.name())
+        except psutil.NoSuchProcess:
+            pass
+    return names
+
+
+@pytest.mark.parametrize("point", ["passes", "emit", "harness"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_compile_leaves_nothing(tmp_path, zoo_onnx, sig, point):
+    import psutil
+
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     out.mkdir()
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp)}
+    if point == "harness":  # an empty cache: the harness is built, not copied from an earlier build
+        env["NCC_CACHE"] = str(tmp_path / "cache")
     # ONNX Runtime's import keeps a telemetry session file (.ses) in TMPDIR for
     # good; what is there after importing it is not the compile's to clean up.
     subprocess.run([sys.executable, "-c", "import onnxruntime"], env=env, check=True)
@@ -41,13 +63,20 @@ def test_interrupted_compile_leaves_nothing(tmp_path, zoo_onnx, sig, point):
          "-o", out / "bundle", "--target", "host", "--verify"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        while not _reached(out, point):
+        while not (_reached(out, point) and (point != "harness" or {"make", "cc1plus"} <= set(_running(
+                psutil.Process(compile_.pid).children(recursive=True))))):
             assert compile_.poll() is None, f"the compile ended before reaching {point}: {compile_.stderr.read()}"
             time.sleep(0.005)
+        tools = psutil.Process(compile_.pid).children(recursive=True)  # make, g++, ... where they run
+        names = _running(tools)
         compile_.send_signal(sig)
         _, stderr = compile_.communicate(timeout=300)
     finally:
         compile_.kill()
+    if point == "harness":
+        assert "cc1plus" in names, f"the harness build was not running: {names}"
+    _, alive = psutil.wait_procs(tools, timeout=10)
+    assert _running(alive) == [], "the interrupted compile left its tools running"
     assert compile_.returncode == EXIT_INTERRUPTED, stderr
     assert stderr.strip().splitlines() == ["ncc: interrupted"], stderr
     assert os.listdir(out) == []
