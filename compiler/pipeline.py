@@ -2,7 +2,8 @@
 
 The order is fixed: simplify, then rescale channels (BatchNorm still present, so
 its statistics are sliced with the channels and the parameter count is the one
-NeuralScale uses), then fold BatchNorm into the layers, then quantize, then
+NeuralScale uses), then fold BatchNorm into the layers (and, for a target
+without BatchNorm, make the rest depthwise convolutions), then quantize, then
 whatever the target needs.
 """
 
@@ -11,7 +12,8 @@ import onnx_graphsurgeon as gs
 
 from ncc.compiler.errors import UsageError
 from ncc.compiler.pass_manager import PassManager
-from ncc.passes import EliminateDeadCode, FoldBatchNorm, FoldConstants, QuantizeInt8, ScaleChannels
+from ncc.passes import (BatchNormToDepthwise, EliminateDeadCode, FoldBatchNorm, FoldConstants, QuantizeInt8,
+                        ScaleChannels)
 from ncc.passes.analysis.channel_groups import ChannelGroups, analyze
 from ncc.passes.base import PassContext
 
@@ -33,6 +35,8 @@ def build_pipeline(options, target, quant_data=None) -> list:
     elif options.profile:
         raise UsageError("--profile is used only with --scale neuralscale:R")
     passes.append(FoldBatchNorm())
+    if target.batchnorm_as_depthwise:
+        passes.append(BatchNormToDepthwise())
     if options.quantize:
         if options.quantize != "int8":
             raise UsageError(f"unknown --quantize '{options.quantize}' (ncc quantizes to int8)")

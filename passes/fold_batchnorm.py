@@ -21,7 +21,7 @@ class FoldBatchNorm(Pass):
                 kept[bn.name] = reason
                 continue
             layer = producer(bn.inputs[0])
-            scale, shift = _affine(bn)
+            scale, shift = affine(bn)
             (_fold_into_conv if layer.op == "Conv" else _fold_into_gemm)(graph, layer, scale, shift)
             layer.outputs = [bn.outputs[0]]
             bn.inputs.clear()
@@ -37,19 +37,28 @@ def _why_not_foldable(graph, bn) -> str | None:
         return f"follows {layer.op if layer else 'a graph input'}, not Conv or Gemm"
     if sole_consumer(graph, bn.inputs[0]) is not bn:
         return f"the output of {layer.name} is also used elsewhere"
-    if bn.attrs.get("training_mode", 0):
-        return "training_mode is set"
-    if any(out.outputs or is_graph_output(graph, out) for out in bn.outputs[1:]):
-        return "its running statistics outputs are used"
-    operands = [*bn.inputs[1:5], *layer.inputs[1:3]]
-    if any(constant_values(t) is None for t in operands):
+    problem = inference_problem(graph, bn)
+    if problem:
+        return problem
+    if any(constant_values(t) is None for t in layer.inputs[1:3]):
         return "a weight or statistic is not constant"
     if layer.op == "Gemm" and (layer.attrs.get("transA", 0) or len(bn.inputs[0].shape or []) != 2):
         return "the Gemm output is not [batch, features]"
     return None
 
 
-def _affine(bn):
+def inference_problem(graph, bn) -> str | None:
+    """Why `bn` is no fixed per-channel affine map, or None."""
+    if bn.attrs.get("training_mode", 0):
+        return "training_mode is set"
+    if any(out.outputs or is_graph_output(graph, out) for out in bn.outputs[1:]):
+        return "its running statistics outputs are used"
+    if any(constant_values(t) is None for t in bn.inputs[1:5]):
+        return "a weight or statistic is not constant"
+    return None
+
+
+def affine(bn):
     """BN(x) = x * scale + shift, per channel, in float64."""
     gamma, beta, mean, var = (constant_values(t).astype(np.float64) for t in bn.inputs[1:5])
     scale = gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))

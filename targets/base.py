@@ -36,6 +36,7 @@ class Target:
     channel_multiple: int = 1  # preferred multiple for channel widths
     quant_flavor: str = "generic"  # int8 scheme for --quant-flavor auto (ncc.passes.quant_flavors)
     measurable_here: bool = False  # its bundles' harness runs on this machine (ncc bench, sweep, --deadline-ms)
+    batchnorm_as_depthwise: bool = False  # BatchNorms no layer absorbs become 1x1 depthwise convolutions
 
     def passes(self, options) -> list:
         """Passes this target needs after the generic pipeline."""

@@ -121,6 +121,7 @@ class Zcu104Target(Target):
     channel_multiple = dpu_arch.ZCU104.output_channel_parallel
     quant_flavor = "dpu"
     measurable_here = False
+    batchnorm_as_depthwise = True  # XIR has no batchnorm op the DPU runs; its depthwise engine does
 
     def check_supported(self, model):
         _require_int8(model)

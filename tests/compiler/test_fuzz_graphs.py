@@ -42,8 +42,7 @@ OWN_FAULTS = ("breaks its own rules", "ONNX Runtime cannot load the model", "qua
 
 # What each target documents refusing among the layers drawn here (README: targets), as a
 # pattern its whole error line matches.
-_XIR_LACKS = (r"(BatchNormalization \(node '[^']*'\)"  # one no Conv precedes (else fold-batchnorm folds it)
-              r"|Conv \(node '[^']*': grouped convolution \(group=\d+\) other than depthwise has no XIR op\))")
+_XIR_LACKS = r"(Conv \(node '[^']*': grouped convolution \(group=\d+\) other than depthwise has no XIR op\))"
 REFUSALS = {
     "onnxruntime": None,
     "host": None,

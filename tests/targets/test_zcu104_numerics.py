@@ -165,3 +165,23 @@ def test_a_channel_concat_is_an_nhwc_concat_on_the_last_axis(tmp_path, rng):
     placed = next(p for p in json.loads((out / "dpu_report.json").read_text())["placements"] if p["op"] == "concat")
     assert len(set(points)) == 1, points  # one position for a concat's inputs, as Vitis AI's quantizer gives
     assert placed["device"] == "DPU" and "fix points" not in placed["reason"]
+
+
+def test_a_batchnorm_no_layer_absorbs_computes_as_its_depthwise_convolution(tmp_path, rng):
+    """Pre-activation: BatchNorm -> Relu -> Conv; the BatchNorm is a 1x1 depthwise convolution in XIR."""
+    channels = 16
+    stats = {"s": rng.uniform(0.5, 1.5, channels), "b": rng.normal(0, 0.1, channels),
+             "m": rng.normal(0, 0.1, channels), "v": rng.uniform(0.5, 2, channels),
+             "w": rng.normal(0, 0.2, (8, channels, 3, 3))}
+    nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["a"], name="bn"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w"], ["y"], name="conv", kernel_shape=[3, 3], pads=[1] * 4)]
+    model = make_model(nodes, {k: v.astype(np.float32) for k, v in stats.items()},
+                       inputs={"x": [1, channels, 10, 10]}, outputs={"y": [1, 8, 10, 10]})
+    out = tmp_path / "out"
+    result = invoke("compile", save(model, tmp_path), "-o", out, "--target", "zcu104", "--quantize", "int8",
+                    "--calib-samples", "8")
+    assert result.exit_code == 0, result.output
+    assert [op.type for op in lower(onnx.load(out / "model.onnx")).ops if op.type.endswith("conv2d")] == [
+        "depthwise-conv2d", "conv2d"]
+    check_same_logits(out / "model.onnx", rng)
