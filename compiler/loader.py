@@ -31,6 +31,7 @@ def prepare_model(model: onnx.ModelProto, input_shapes: dict | None = None) -> o
     check_model(model)
     model = infer_shapes(model)
     _require_static_outputs(model)
+    _require_positive_dims(model)
     _check_pool_windows(model)
     return model
 
@@ -192,6 +193,19 @@ def _require_static_outputs(model):
         dims = output.type.tensor_type.shape.dim
         if not output.type.tensor_type.HasField("shape") or any(not d.HasField("dim_value") for d in dims):
             raise CompileError(f"graph output '{output.name}' has no static shape after shape inference")
+
+
+def _require_positive_dims(model):
+    """onnx's checker passes a pool or convolution whose kernel exceeds its
+    padded input, its output's size then being 0 or negative; no target runs it."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    for value in (*model.graph.value_info, *model.graph.output):
+        dims = [d.dim_value for d in value.type.tensor_type.shape.dim if d.HasField("dim_value")]
+        if any(d < 1 for d in dims):
+            node = producers.get(value.name)
+            by = f" (output of {node.op_type} '{node.name}')" if node else ""
+            raise CompileError(f"tensor '{value.name}'{by} would have shape {dims}: a dimension below 1 "
+                               "(a kernel larger than its padded input?)")
 
 
 def _check_pool_windows(model):

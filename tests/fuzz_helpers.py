@@ -13,9 +13,14 @@ from cli_helpers import invoke as invoke_unbounded
 DOCUMENTED = {0, 1, 2, 3}  # exit codes a bad input may end with (README "Exit codes"); never 70
 
 
+# NCC_FUZZ_SCALE=K runs K times the cases, drawn afresh each run (a nightly job's deeper search);
+# unset, every run draws the same cases, so CI is stable
+SCALE = int(os.environ.get("NCC_FUZZ_SCALE", "1"))
+
+
 def FUZZ(n):
-    """Settings for `n` derandomized cases (the same every run, so CI is stable)."""
-    return settings(max_examples=n, deadline=None, database=None, derandomize=True,
+    """Settings for `n` cases (times NCC_FUZZ_SCALE)."""
+    return settings(max_examples=n * SCALE, deadline=None, database=None, derandomize=SCALE == 1,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

@@ -120,7 +120,7 @@ class _Builder:
         draw, tensor, shape = self.draw, self.tensor, self.shape
         c, h, w = shape[1:]
         kinds = ["conv", "relu", "clip", "leakyrelu", "batchnorm", "residual", "product", "constant", "concat", "gap"]
-        if h >= 2:
+        if min(h, w) >= 2:  # a convolution's asymmetric pads can make h and w differ
             kinds += ["maxpool", "avgpool"]
         kind = draw(st.sampled_from(kinds))
         if kind == "conv":
@@ -133,7 +133,7 @@ class _Builder:
             alpha = draw(st.sampled_from([0.01, 0.1, 0.1015625, 0.2]))
             return self.node("LeakyRelu", [tensor], alpha=alpha), shape
         if kind in ("maxpool", "avgpool"):
-            k = draw(st.sampled_from([kk for kk in (2, 3) if kk <= h]))
+            k = draw(st.sampled_from([kk for kk in (2, 3) if kk <= min(h, w)]))
             stride = draw(st.sampled_from([1, 2]))
             pads = [draw(st.integers(0, k - 1)) for _ in range(4)]
             ceil = int(draw(st.booleans()))

@@ -144,3 +144,12 @@ def test_pools_on_which_onnx_and_onnx_runtime_agree_load(tmp_path, pads, ceil_mo
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     assert session.run(None, {"x": np.zeros((1, 3, 8, 8), np.float32)})[0].shape == (1, 3, size, size)
+
+
+def test_a_pool_larger_than_its_input_is_refused(tmp_path):
+    """onnx's checker passes it (output size -1); found by fuzzing random CNNs."""
+    model = make_model([helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[3, 3])],
+                       inputs={"x": [1, 1, 3, 1]}, outputs={"y": [1, 1, 1, -1]})
+    onnx.checker.check_model(model, full_check=True)
+    with pytest.raises(CompileError, match=r"tensor 'y' \(output of MaxPool 'pool'\) would have shape \[1, 1, 1, -1\]"):
+        load_model(save(model, tmp_path))
