@@ -94,6 +94,41 @@ def int8_overrides(scales: dict[str, float], int8_tensors: set[str] = frozenset(
     return overrides
 
 
+def qdq_origin(model: onnx.ModelProto):
+    """origin(name): the tensor a chain of Q/DQ nodes writing `name` starts from."""
+    source = {node.output[0]: node.input[0] for node in model.graph.node
+              if node.op_type in ("QuantizeLinear", "DequantizeLinear")}
+
+    def origin(name):
+        while name in source:
+            name = source[name]
+        return name
+
+    return origin
+
+
+def quantized_outputs(model: onnx.ModelProto) -> dict:
+    """{float tensor: graph output} of each output a Q/DQ pair writes: the
+    quantizer renames its producer's output OUT_QuantizeLinear_Input, so
+    that the pair can write OUT; in the float model the producer writes OUT."""
+    origin = qdq_origin(model)
+    return {origin(o.name): o.name for o in model.graph.output if origin(o.name) != o.name}
+
+
+def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
+    """{tensor: scale} of every activation a QDQ model quantizes per tensor,
+    each by its name in the float model (see quantized_outputs)."""
+    constants = {init.name: init for init in model.graph.initializer}
+    renamed = quantized_outputs(model)
+    scales = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in constants:
+            scale = onnx.numpy_helper.to_array(constants[node.input[1]]).ravel()
+            if scale.size == 1:
+                scales[renamed.get(node.input[0], node.input[0])] = float(scale[0])
+    return scales
+
+
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
     """A CPU session with ORT's full graph optimisation, as the host runs it
     (unlike ncc.compiler.numerics.session, which must see the graph as is)."""

@@ -22,9 +22,6 @@ from ncc.passes.graph_utils import constant_values, replace_constant
 from ncc.passes.quant_flavors import CALIBRATION_METHODS, FLAVORS
 
 
-RENAMED_OUTPUT = "_QuantizeLinear_Input"
-
-
 class QuantizeInt8(Pass):
     name = "quantize-int8"
 
@@ -46,13 +43,16 @@ class QuantizeInt8(Pass):
         float_model = gs.export_onnx(graph)
         with tempfile.TemporaryDirectory(prefix="ncc-quantize-") as work:
             quantized, pow2 = self._quantize(float_model, flavor, input_name, self.calibration.batches(batch), work)
-        _drop_dead_nodes(quantized)
+        # ORT's DedicatedQDQPair makes a pair per input a node reads, then points both
+        # inputs of Add(t, t) at the first: the second pair is dead, and goes as any dead node
+        cleaned = gs.import_onnx(quantized).cleanup(remove_unused_graph_inputs=False)
+        quantized = gs.export_onnx(cleaned)
         qdq_invariants.check(quantized, flavor)
         stats = {"flavor": flavor.name, "scheme": flavor.scheme(), **qdq_invariants.facts(quantized), **pow2}
         if transposed:
             stats["gemm_weights_transposed"] = transposed
         stats["eval"] = self._evaluate(float_model, quantized, input_name, batch)
-        _adopt(graph, quantized)
+        _adopt(graph, cleaned)
         return PassResult(changed=True, stats=stats)
 
     def _evaluate(self, float_model, quantized, input_name, batch) -> dict:
@@ -70,7 +70,7 @@ class QuantizeInt8(Pass):
         if not flavor.power_of_two_scales:
             return quantized, {}
         # again from the cached calibration, with every scale fixed to the power of two chosen
-        scales = _activation_scales(quantized)
+        scales = ort_quantize.activation_scales(quantized)
         exponents = pow2_scales.choose_exponents(float_model, scales, input_name, batches)
         fixed = {name: 2.0 ** e for chosen in exponents.values() for name, e in chosen.items()}
         overrides = ort_quantize.int8_overrides(fixed, int8_tensors=set(exponents["biases"]))
@@ -100,16 +100,6 @@ def _transpose_gemm_weights(graph) -> int:
     return count
 
 
-def _activation_scales(model) -> dict[str, float]:
-    """The scale ORT calibrated for each quantized activation, by its name in
-    the float model (ORT renames a quantized graph output Y's producer output
-    to Y_QuantizeLinear_Input, so that its DequantizeLinear can write Y)."""
-    constants = {init.name: init for init in model.graph.initializer}
-    outputs = {f"{out.name}{RENAMED_OUTPUT}": out.name for out in model.graph.output}
-    return {outputs.get(node.input[0], node.input[0]): float(onnx.numpy_helper.to_array(constants[node.input[1]]))
-            for node in model.graph.node if node.op_type == "QuantizeLinear" and node.input[0] not in constants}
-
-
 def _exponent_stats(exponents, scales) -> dict:
     stats = {kind: [min(chosen.values()), max(chosen.values())] if chosen else []
              for kind, chosen in exponents.items()}
@@ -119,28 +109,7 @@ def _exponent_stats(exponents, scales) -> dict:
     return stats
 
 
-def _drop_dead_nodes(model: onnx.ModelProto) -> None:
-    """Remove nodes (and then initializers) no graph output depends on, in place.
-    ORT's DedicatedQDQPair makes a pair per input a node reads, and then points
-    both inputs of Add(t, t) at the first: the second pair is read by nothing."""
-    graph = model.graph
-    needed, kept = {out.name for out in graph.output}, []
-    for node in reversed(graph.node):
-        if any(out in needed for out in node.output):
-            kept.append(node)
-            needed.update(node.input)
-    if len(kept) == len(graph.node):
-        return
-    kept.reverse()
-    del graph.node[:]
-    graph.node.extend(kept)
-    initializers = [init for init in graph.initializer if init.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
-
-
-def _adopt(graph: gs.Graph, model: onnx.ModelProto):
-    """Make `graph` the quantized model's graph, in place (the pass manager holds it)."""
-    quantized = gs.import_onnx(model)
+def _adopt(graph: gs.Graph, quantized: gs.Graph):
+    """Make `graph` the quantized graph, in place (the pass manager holds it)."""
     graph.nodes, graph.inputs, graph.outputs = quantized.nodes, quantized.inputs, quantized.outputs
     graph.opset, graph.import_domains = quantized.opset, quantized.import_domains

@@ -23,6 +23,7 @@ import struct
 import onnx
 
 from ncc.compiler.errors import CompileError, UsageError
+from ncc.passes import ort_quantize
 from ncc.runtime_harness import HARNESS_DIR, HarnessFile, install
 from ncc.targets.base import Artifact, EmitResult, Target
 from ncc.targets.tensorrt_support import TENSORRT_VERSION, check_tensorrt_support
@@ -157,10 +158,10 @@ def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     stripped = onnx.ModelProto()
     stripped.CopyFrom(model)
     nodes = list(stripped.graph.node)
-    origin = _qdq_origin(stripped)
+    origin = ort_quantize.qdq_origin(stripped)
     kept = [n for n in nodes if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
     inputs = {i.name for i in stripped.graph.input}
-    renamed = _quantized_outputs(stripped)
+    renamed = ort_quantize.quantized_outputs(stripped)
     passed = [(raw, name) for raw, name in renamed.items() if raw in inputs]  # an input straight through a pair
     renamed = {raw: name for raw, name in renamed.items() if raw not in inputs}
     for node in kept:
@@ -179,48 +180,20 @@ def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     return stripped
 
 
-def _qdq_origin(model: onnx.ModelProto):
-    """origin(name): the tensor a chain of Q/DQ nodes writing `name` starts from."""
-    source = {node.output[0]: node.input[0] for node in model.graph.node
-              if node.op_type in ("QuantizeLinear", "DequantizeLinear")}
-
-    def origin(name):
-        while name in source:
-            name = source[name]
-        return name
-
-    return origin
-
-
-def _quantized_outputs(model: onnx.ModelProto) -> dict:
-    """{float tensor: graph output} for each output a Q/DQ pair writes (ORT
-    quantized it: its producer writes OUT_QuantizeLinear_Input, the pair OUT);
-    without Q/DQ the producer writes OUT again."""
-    origin = _qdq_origin(model)
-    return {origin(o.name): o.name for o in model.graph.output if origin(o.name) != o.name}
-
-
 def activation_scales(model: onnx.ModelProto) -> dict:
     """{float tensor: scale} of every activation a QuantizeLinear quantizes
     (weights, being constants, are calibrated by TensorRT itself), and the
-    input of a Relu whose output has one."""
-    from onnx import numpy_helper
-
-    constants = {i.name: i for i in model.graph.initializer}
-    scales = {}
-    for node in model.graph.node:
-        if node.op_type == "QuantizeLinear" and node.input[0] not in constants:
-            scale = numpy_helper.to_array(constants[node.input[1]]).ravel()
-            if scale.size == 1:
-                scales[node.input[0]] = float(scale[0])
+    input of a Relu whose output has one, by their names in the fp32 model
+    (strip_qdq)."""
+    scales = ort_quantize.activation_scales(model)
+    renamed = ort_quantize.quantized_outputs(model)
     # a layer's output before its Relu gets the Relu output's scale, as TensorRT
     # fuses the two and quantizes their common output
     for node in model.graph.node:
-        if node.op_type == "Relu" and node.output[0] in scales and node.input[0] not in scales:
-            scales[node.input[0]] = scales[node.output[0]]
-    # by their names in the fp32 model (strip_qdq)
-    renamed = _quantized_outputs(model)
-    return {renamed.get(name, name): scale for name, scale in scales.items()}
+        output, source = (renamed.get(name, name) for name in (node.output[0], node.input[0]))
+        if node.op_type == "Relu" and output in scales and source not in scales:
+            scales[source] = scales[output]
+    return scales
 
 
 def calibration_cache(scales: dict) -> str:
