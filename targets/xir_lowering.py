@@ -63,6 +63,10 @@ def fix_point(scale: float) -> int:
     return 1 - exponent
 
 
+def attributes(node) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
 def nhwc(shape: list) -> list:
     return [shape[0], shape[2], shape[3], shape[1]] if len(shape) == 4 else list(shape)
 
@@ -135,6 +139,16 @@ class _Lowering:
         values, point = constant
         self.op_of[tensor] = self.const(tensor, values, node.name, point)
         return self.op_of[tensor]
+
+    def add_bias(self, node, inputs: dict) -> str | None:
+        """A Conv's or Gemm's bias (its third input, if any) as inputs["bias"]; the problem, if any."""
+        if len(node.input) < 3 or not node.input[2]:
+            return None
+        bias = self.constant_input(node.input[2], node)
+        if bias is None:
+            return "its bias is not constant"
+        inputs["bias"] = [self.const(f"{node.name}_bias", bias[0].reshape(-1), node.name, bias[1])]
+        return None
 
     def shape(self, tensor: str) -> list:
         return nhwc(self.shapes.get(tensor, []))
@@ -212,7 +226,7 @@ class _Lowering:
         return "its input is neither a QuantizeLinear nor a constant"
 
     def _Conv(self, node):
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             return "auto_pad (give explicit pads)"
         weights = self.constant_input(node.input[1], node)
@@ -235,18 +249,16 @@ class _Lowering:
         dilations = list(attrs.get("dilations", [1, 1]))
         inputs = {"input": [self.input_op(node.input[0], node)],
                   "weights": [self.const(f"{node.name}_weights", layout, node.name, w_point)]}
-        if len(node.input) > 2 and node.input[2]:
-            bias = self.constant_input(node.input[2], node)
-            if bias is None:
-                return "its bias is not constant"
-            inputs["bias"] = [self.const(f"{node.name}_bias", bias[0], node.name, bias[1])]
+        problem = self.add_bias(node, inputs)
+        if problem:
+            return problem
         self.emit(node, kind, {"kernel": [kw, kh], "stride": [strides[1], strides[0]],
                                "dilation": [dilations[1], dilations[0]], "pad_mode": "FLOOR",
                                "pad": [pads[1], pads[3], pads[0], pads[2]]}, inputs)
         return None
 
     def _Gemm(self, node):
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
             return "transA, alpha or beta other than the defaults"
         weights = self.constant_input(node.input[1], node)
@@ -259,16 +271,14 @@ class _Lowering:
             w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
         inputs = {"input": [self.input_op(node.input[0], node)],
                   "weights": [self.const(f"{node.name}_weights", w, node.name, w_point)]}
-        if len(node.input) > 2 and node.input[2]:
-            bias = self.constant_input(node.input[2], node)
-            if bias is None:
-                return "its bias is not constant"
-            inputs["bias"] = [self.const(f"{node.name}_bias", bias[0].reshape(-1), node.name, bias[1])]
+        problem = self.add_bias(node, inputs)
+        if problem:
+            return problem
         self.emit(node, "inner-product", {"axis": 1}, inputs)
         return None
 
     def _pool(self, node, kind):
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             return "auto_pad (give explicit pads)"
         if kind == "maxpool2d" and len(node.output) > 1 and node.output[1]:
@@ -321,8 +331,7 @@ class _Lowering:
         return self._activation(node, "hard-swish")
 
     def _LeakyRelu(self, node):
-        alpha = next((a.f for a in node.attribute if a.name == "alpha"), 0.01)
-        return self._activation(node, "leaky-relu", {"alpha": float(alpha)})
+        return self._activation(node, "leaky-relu", {"alpha": float(attributes(node).get("alpha", 0.01))})
 
     def _Clip(self, node):
         bounds = []
@@ -338,7 +347,7 @@ class _Lowering:
         return f"bounds {bounds} are neither ReLU nor ReLU6"
 
     def _Softmax(self, node):
-        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+        axis = attributes(node).get("axis", -1)
         rank = len(self.shapes.get(node.input[0], []))
         axis = axis % rank if rank else axis
         return self._activation(node, "softmax", {"axis": NCHW_TO_NHWC_AXIS[axis] if rank == 4 else axis})
@@ -351,7 +360,7 @@ class _Lowering:
     _Add = _Sub = _Mul = _elementwise
 
     def _Concat(self, node):
-        axis = next(a.i for a in node.attribute if a.name == "axis")
+        axis = attributes(node)["axis"]
         rank = len(self.shapes.get(node.output[0], []))
         axis = axis % rank
         self.emit(node, "concat", {"axis": NCHW_TO_NHWC_AXIS[axis] if rank == 4 else axis},
@@ -369,8 +378,7 @@ class _Lowering:
         return None
 
     def _Flatten(self, node):
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        return "axis other than 1" if axis != 1 else self._to_2d(node)
+        return "axis other than 1" if attributes(node).get("axis", 1) != 1 else self._to_2d(node)
 
     def _Reshape(self, node):
         return self._to_2d(node)
