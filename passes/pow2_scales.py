@@ -73,11 +73,13 @@ WEIGHTED = ("Conv", "Gemm", "BatchNormalization", "InstanceNormalization", "Laye
 
 
 def choose_exponents(float_model: onnx.ModelProto, activation_scales: dict[str, float], input_name: str,
-                     batches: list[np.ndarray]) -> dict[str, dict[str, int]]:
+                     batches: list[np.ndarray], outputs: list[str] = ()) -> dict[str, dict[str, int]]:
     """Exponents for every quantized activation (given with the scale ORT
-    calibrated for it) and every weight and bias of `float_model` (a WEIGHTED
-    op's, and an Add's or Mul's constant operand)."""
-    activations = _activation_exponents(float_model, activation_scales, input_name, batches)
+    calibrated for it), every weight and bias of `float_model` (a WEIGHTED
+    op's, and an Add's or Mul's constant operand) and the graph `outputs` to
+    be fixed (see fix_outputs), the activations and outputs from one run over
+    the calibration data."""
+    activations, fixed_outputs = _activation_exponents(float_model, activation_scales, input_name, batches, outputs)
     _align_concats(float_model, activations)
     constants = {init.name: numpy_helper.to_array(init) for init in float_model.graph.initializer}
     weights, biases = {}, {}
@@ -93,7 +95,7 @@ def choose_exponents(float_model: onnx.ModelProto, activation_scales: dict[str, 
             layer_input = activations.get(node.input[0])
             lowest = None if layer_input is None else layer_input + weights[node.input[1]]
             biases.setdefault(node.input[2], constant_exponent(constants[node.input[2]], lowest))
-    return {"activations": activations, "weights": weights, "biases": biases}
+    return {"activations": activations, "weights": weights, "biases": biases, "outputs": fixed_outputs}
 
 
 def _align_concats(model: onnx.ModelProto, activations: dict[str, int]) -> None:
@@ -112,16 +114,23 @@ def _align_concats(model: onnx.ModelProto, activations: dict[str, int]) -> None:
                 activations[name] = shared
 
 
-def _activation_exponents(model, scales, input_name, batches) -> dict[str, int]:
+def _activation_exponents(model, scales, input_name, batches, outputs) -> tuple[dict[str, int], dict[str, int]]:
+    """The activations' exponents, searched batch by batch around ORT's scale,
+    and the outputs', around their range (unknown before the run, so their
+    values are kept: a network's outputs are small)."""
     searches = {name: ExponentSearch(covering_exponent(scale * INT8_MAX)) for name, scale in sorted(scales.items())}
     names = [name for name in searches if name != input_name]
-    probe = _with_outputs(model, names)
-    for batch, outputs in zip(batches, ort_quantize.run_batches(probe, input_name, batches, names)):
-        for name, values in zip(names, outputs):
-            searches[name].add(values)
+    kept = {name: [] for name in outputs}
+    probe = _with_outputs(model, names + list(kept))
+    for batch, values in zip(batches, ort_quantize.run_batches(probe, input_name, batches, names + list(kept))):
+        for name, array in zip(names, values):
+            searches[name].add(array)
+        for name, array in zip(kept, values[len(names):]):
+            kept[name].append(array.ravel())
         if input_name in searches:
             searches[input_name].add(batch)
-    return {name: search.best() for name, search in searches.items()}
+    return ({name: search.best() for name, search in searches.items()},
+            {name: constant_exponent(np.concatenate(arrays)) for name, arrays in kept.items()})
 
 
 def _with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
@@ -143,27 +152,17 @@ def float_outputs(model: onnx.ModelProto) -> list[str]:
             if out.name in producers and producers[out.name].op_type in LAYER_OPS]
 
 
-def quantize_outputs(quantized: onnx.ModelProto, float_model: onnx.ModelProto, input_name: str,
-                     batches: list[np.ndarray]) -> dict[str, int]:
-    """Put a power-of-two Q/DQ pair on every graph output a layer writes in float.
+def fix_outputs(quantized: onnx.ModelProto, exponents: dict[str, int]) -> None:
+    """Put a power-of-two Q/DQ pair on each graph output in `exponents`, the
+    ones a layer writes in float (float_outputs), in place.
 
     The QDQ quantizer leaves layer outputs to their readers' inputs, which a
     network's own outputs do not have; Vitis AI's quantizer fixes them too, so
     the classifier stays on the DPU and only what follows it (softmax) goes to
     the CPU. Each exponent is searched over the calibration data as the
-    activations' are. Returns {output: exponent}; changes `quantized` in place."""
-    names = float_outputs(quantized)
-    if not names:
-        return {}
-    values = {name: [] for name in names}
-    for outputs in ort_quantize.run_batches(float_model, input_name, batches, names):
-        for name, array in zip(names, outputs):
-            values[name].append(array)
-    exponents = {}
-    for name in names:
-        exponents[name] = constant_exponent(np.concatenate([v.ravel() for v in values[name]]))
-        _insert_qdq(quantized.graph, name, exponents[name])
-    return exponents
+    activations' are (choose_exponents)."""
+    for name, exponent in exponents.items():
+        _insert_qdq(quantized.graph, name, exponent)
 
 
 def _insert_qdq(graph: onnx.GraphProto, name: str, exponent: int) -> None:

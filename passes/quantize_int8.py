@@ -71,11 +71,12 @@ class QuantizeInt8(Pass):
             return quantized, {}
         # again from the cached calibration, with every scale fixed to the power of two chosen
         scales = ort_quantize.activation_scales(quantized)
-        exponents = pow2_scales.choose_exponents(float_model, scales, input_name, batches)
-        fixed = {name: 2.0 ** e for chosen in exponents.values() for name, e in chosen.items()}
+        exponents = pow2_scales.choose_exponents(float_model, scales, input_name, batches,
+                                                 pow2_scales.float_outputs(quantized))
+        fixed = {name: 2.0 ** e for kind, chosen in exponents.items() if kind != "outputs" for name, e in chosen.items()}
         overrides = ort_quantize.int8_overrides(fixed, int8_tensors=set(exponents["biases"]))
         quantized = ort_quantize.quantize(source, target, flavor, method, None, cache, overrides)
-        exponents["outputs"] = pow2_scales.quantize_outputs(quantized, float_model, input_name, batches)
+        pow2_scales.fix_outputs(quantized, exponents["outputs"])  # the quantizer leaves them float
         return quantized, {"pow2_exponents": _exponent_stats(exponents, scales)}
 
 
