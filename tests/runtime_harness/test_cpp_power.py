@@ -11,7 +11,7 @@ from ncc.runtime_harness.rt_rules import RunRules
 from ncc.runtime_harness.runner import run_bundle
 from onnx import helper
 from onnx_builders import make_model, save
-from test_power import JETSON, make_hwmon
+from test_power import JETSON, energy_per_inference, make_hwmon
 
 RULES = RunRules(warmup=1, warmup_seconds=0, iterations=100, min_seconds=0.1)
 SUMMED = [  # no total rail: INA226 and a PMBus regulator whose input rail is dropped
@@ -53,7 +53,7 @@ def test_cpp_harness_reports_what_rt_power_computes(tvm_bundle, tmp_path, monkey
     assert results["harness"] == "tvm-cpp" and validate(results) == []
     assert power["total"] == total and power["average_w"] == pytest.approx(watts, abs=1e-6)
     assert power["samples"] >= 2 and power["interval_ms"] == 20.0
-    assert power["energy_per_inference_j"] == pytest.approx(watts * run["seconds"] / run["iterations"], rel=1e-4)
+    assert power["energy_per_inference_j"] == energy_per_inference(watts, run, rel=1e-4)
     expected = python_power(root, run["iterations"], run["seconds"])
     assert without_sample_counts(power) == without_sample_counts(expected)
 

@@ -5,6 +5,13 @@ from ncc.runtime_harness import rt_power
 from ncc.runtime_harness.results import validate
 
 
+def energy_per_inference(watts: float, run: dict, rel: float):
+    """`watts` x the run's seconds per inference, within `rel` and the rounding of
+    the results (seconds to 1 us, energy to 1 nJ), which on a fast run is more."""
+    rounding = watts * 0.5e-6 / run["iterations"] + 0.5e-9
+    return pytest.approx(watts * run["seconds"] / run["iterations"], rel=rel, abs=rounding)
+
+
 def make_hwmon(root, devices):
     """devices: one {file: content} per hwmonN folder."""
     for index, files in enumerate(devices):
@@ -68,10 +75,7 @@ def test_the_harness_samples_the_rails_during_the_run(bench, jetson, monkeypatch
     assert result.exit_code == 0, result.output
     power, run = results["power"], results["run"]
     assert power["available"] and power["average_w"] == 5.0 and power["source"] == "hwmon"
-    # run seconds are recorded to 1 us and energy to 1 nJ: on a fast run that rounding is more than 0.1%
-    rounding = 5.0 * 0.5e-6 / run["iterations"] + 0.5e-9
-    assert power["energy_per_inference_j"] == pytest.approx(5.0 * run["seconds"] / run["iterations"], rel=1e-3,
-                                                            abs=rounding)
+    assert power["energy_per_inference_j"] == energy_per_inference(5.0, run, rel=1e-3)
     assert "5 W (VDD_IN of 2 rail(s)" in result.stdout
     assert validate(results) == []
 

@@ -16,7 +16,7 @@ import pytest
 from ncc.runtime_harness import install, rt_power
 from ncc.runtime_harness.results import validate
 from ncc.runtime_harness.vart_harness import VART_HARNESS_FILES, build_here
-from test_power import JETSON, make_hwmon
+from test_power import JETSON, energy_per_inference, make_hwmon
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists("/usr/include/vart/runner.hpp") and os.path.exists("/usr/include/xir/graph/graph.hpp")
@@ -91,7 +91,7 @@ def test_power_from_the_boards_hwmon_rails(bundle, tmp_path):
     assert code == 0, stderr
     power, timed = results["power"], results["run"]
     assert power["available"] and power["total"] == "VDD_IN" and power["average_w"] == 5.0
-    assert power["energy_per_inference_j"] == pytest.approx(5.0 * timed["seconds"] / timed["iterations"], rel=1e-4)
+    assert power["energy_per_inference_j"] == energy_per_inference(5.0, timed, rel=1e-4)
     assert [(r["label"], r["average_w"]) for r in power["rails"]] == [("VDD_IN", 5.0), ("VDD_CPU_GPU_CV", 1.0)]
     assert validate(results) == []
 
