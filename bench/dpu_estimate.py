@@ -11,7 +11,7 @@ paper's 41% / 72% / 96% are measured on boards).
     .venv/bin/python bench/dpu_estimate.py [--ratios 0.25,0.5,0.75,1.0] [--calib-samples 8]
                                            [--profile vgg11=docs/study/sweep-host/profiles/vgg11.json]
 
-An analytical estimate (ncc.targets.dpu_estimate), not a measurement: the
+An analytical estimate (ncc.targets.zcu104.dpu_estimate), not a measurement: the
 board's figures come from the bundle's VART harness.
 """
 
@@ -20,10 +20,10 @@ import json
 import os
 import tempfile
 
-from ncc.compiler import zoo
+from ncc.study import zoo
 from ncc.compiler.driver import CompileOptions, compile_model
 from ncc.compiler.report import format_table
-from ncc.targets import dpu_arch
+from ncc.targets.zcu104 import dpu_arch
 
 ROUNDINGS = {"exact": 1, "round16": "auto"}
 

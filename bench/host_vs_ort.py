@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 
-from ncc.compiler import zoo
+from ncc.study import zoo
 from ncc.compiler.driver import CompileOptions, compile_model
 from ncc.runtime_harness.rt_rules import RunRules
 from ncc.runtime_harness.runner import run_bundle
@@ -55,7 +55,7 @@ def main(argv=None):
         for name in args.models.split(","):
             model = export(name, folder)
             started = time.perf_counter()
-            host = compile_model(model, os.path.join(folder, f"{name}.host"), CompileOptions(
+            host = compile_model(model, os.path.join(folder, f"{name}.host"), CompileOptions.create(
                 target="host", tune_trials=args.trials, tuning_db=args.tuning_db))
             compile_s = time.perf_counter() - started
             compile_model(model, os.path.join(folder, f"{name}.ort"), CompileOptions(target="onnxruntime"))

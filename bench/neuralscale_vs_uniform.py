@@ -20,12 +20,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from digits import save_digits, small_vgg  # noqa: E402
 
-from ncc.compiler.architecture_descent import SearchOptions, search  # noqa: E402
-from ncc.compiler.datasets import load_dataset  # noqa: E402
+from ncc.study.architecture_descent import SearchOptions, search  # noqa: E402
+from ncc.core.datasets import load_dataset  # noqa: E402
 from ncc.compiler.loader import input_shape, load_model  # noqa: E402
 from ncc.compiler.pass_manager import PassManager  # noqa: E402
 from ncc.compiler.pipeline import channel_groups  # noqa: E402
-from ncc.compiler.training import TrainOptions, evaluate, torch_predictor, train  # noqa: E402
+from ncc.study.training import TrainOptions, evaluate, torch_predictor, train  # noqa: E402
 from ncc.passes import ScaleChannels, neuralscale  # noqa: E402
 from ncc.passes.base import PassContext  # noqa: E402
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-from ncc.compiler import zoo
+from ncc.study import zoo
 from ncc.compiler.driver import CompileOptions, compile_model
 from ncc.compiler.report import format_bytes, format_table
 

@@ -6,14 +6,15 @@ The Python API (`compile`, `inspect`, `bench`, the error classes) is documented 
 
 __version__ = "0.1.0"
 
-_API = {"compile": "api", "inspect": "api", "bench": "api", "Bundle": "driver", "CompileOptions": "driver",
-        "NccError": "errors", "CompileError": "errors", "UsageError": "errors",
-        "ToolchainError": "errors", "BenchmarkFailed": "errors"}
+_API = {"compile": "ncc.compiler.api", "inspect": "ncc.compiler.api", "bench": "ncc.compiler.api",
+        "Bundle": "ncc.compiler.driver", "CompileOptions": "ncc.compiler.driver", "compile_model": "ncc.compiler.driver",
+        **{error: "ncc.core.errors"
+           for error in ("NccError", "CompileError", "UsageError", "ToolchainError", "BenchmarkFailed")}}
 
 
 def __getattr__(name):
     if name in _API:
         import importlib
 
-        return getattr(importlib.import_module(f"ncc.compiler.{_API[name]}"), name)
+        return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(name)

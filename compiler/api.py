@@ -12,8 +12,8 @@ one the CLI would return.
 """
 
 from ncc.compiler.driver import Bundle, CompileOptions, compile_model
-from ncc.compiler.errors import BenchmarkFailed, UsageError
-from ncc.compiler.options import parse_scale
+from ncc.core.errors import BenchmarkFailed, UsageError
+from ncc.compiler.specs import parse_scale
 
 
 def compile(model: str, *, out: str, target: str = "host", scale: str | tuple | None = None,
@@ -22,20 +22,18 @@ def compile(model: str, *, out: str, target: str = "host", scale: str | tuple | 
 
     `scale` is "uniform:R" / "neuralscale:R" (or a (method, ratio) tuple);
     `quantize` is "int8" or None. Any other keyword is a field of
-    `CompileOptions` (e.g. `calib=`, `profile=`, `force=True`, `timing=False`).
+    `CompileOptions` (e.g. `calib=`, `profile=`, `force=True`, `timing=False`)
+    or of the target's options (e.g. `tune_trials=` for host, `fp16=` for xavier).
     Returns the committed `Bundle` (its path and manifest)."""
     if isinstance(scale, str):
         scale = parse_scale(scale)
-    try:
-        compile_options = CompileOptions(target=target, scale=scale, quantize=quantize, **options)
-    except TypeError as err:  # a keyword that is no field of CompileOptions
-        raise UsageError(f"compile: {err}") from None
+    compile_options = CompileOptions.create(target=target, scale=scale, quantize=quantize, **options)
     return compile_model(str(model), str(out), compile_options)
 
 
 def inspect(model: str, input_shapes: dict | None = None) -> dict:
     """The summary `ncc inspect --json` prints: inputs, outputs, ops, costs."""
-    from ncc.compiler.commands.inspect import summarize
+    from ncc.compiler.inspection import summarize
     from ncc.compiler.loader import load_model
 
     return summarize(load_model(str(model), input_shapes or {}))

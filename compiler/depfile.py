@@ -12,7 +12,7 @@ import os
 import onnx
 from onnx import external_data_helper
 
-from ncc.compiler.files import write_atomically
+from ncc.core.files import write_atomically
 
 
 def dependencies(model_path: str, options) -> list:
@@ -23,7 +23,8 @@ def dependencies(model_path: str, options) -> list:
     if options.quantize:
         for data in (options.calib, options.eval_data):
             deps += _files(data)
-    deps += _files(options.tuning_db)
+    for dependency in options.target_options.dependencies() if options.target_options else ():
+        deps += _files(dependency)
     seen = {}
     for path in deps:
         seen.setdefault(os.path.abspath(path), None)

@@ -3,22 +3,24 @@ calls this; so may any Python program."""
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import onnx
 
 from ncc.compiler import __version__
-from ncc.compiler.bundle import MODEL, BundleWriter
-from ncc.compiler.datasets import RANDOM, load_dataset
-from ncc.compiler.errors import UsageError
-from ncc.compiler.interrupts import interrupts_as_exceptions
+from ncc.core.bundle import MODEL, BundleWriter
+from ncc.core.datasets import RANDOM, load_dataset
+from ncc.core.errors import UsageError
+from ncc.core.interrupts import interrupts_as_exceptions
 from ncc.compiler.loader import default_opset, input_shape, load_model
-from ncc.compiler.manifest import build_manifest, sha256_file
+from ncc.compiler.manifest import build_manifest
+from ncc.core.files import sha256_file
 from ncc.compiler.pass_manager import PassManager
 from ncc.compiler.pipeline import build_pipeline
 from ncc.passes.analysis.cost import model_cost
 from ncc.passes.base import PassContext
-from ncc.targets import get_target
+from ncc.targets import get_target, option_types
+from ncc.targets.base import TargetOptions, refuse_foreign
 
 
 @dataclass
@@ -35,29 +37,46 @@ class CompileOptions:
     seed: int = 0
     timing: bool = True  # pass times in the manifest; off for byte-identical bundles
     quantize: str | None = None  # "int8", or None to keep the model float
-    calib: str | None = None  # calibration data (see ncc.compiler.datasets); None: random input
+    calib: str | None = None  # calibration data (see ncc.core.datasets); None: random input
     calib_method: str = "minmax"
     calib_samples: int | None = 256  # None: every sample
     eval_data: str | None = None  # held-out data to measure int8 against fp32
     eval_samples: int | None = None
     quant_flavor: str = "auto"  # auto: the target's
-    tune_trials: int = 0  # MetaSchedule trials before a TVM build (0: apply the tuning database as it is)
-    tuning_db: str | None = None  # None: the cache's database for the target's machine
-    rpc_tracker: str | None = None  # HOST:PORT of the RPC tracker that measures tuning candidates on boards
-    rpc_key: str | None = None
-    fp16: bool = False  # TensorRT targets: let the engine use fp16 kernels
-    dla: int | None = None  # TensorRT targets: DLA core to build for (None: the GPU)
+    target_options: TargetOptions | None = None  # the target's own options (its options_type); None: defaults
+
+    @classmethod
+    def create(cls, **keywords) -> "CompileOptions":
+        """From keywords naming fields of CompileOptions or of the target's
+        options (e.g. tune_trials=, fp16=), as the CLI and the API take them;
+        options of another target's group are a UsageError."""
+        names = {spec.name for spec in fields(cls)}
+        generic = {k: v for k, v in keywords.items() if k in names}
+        rest = {k: v for k, v in keywords.items() if k not in names}
+        target = get_target(generic.get("target", cls.target))
+        groups = option_types()
+        known = {spec.name for group in groups for spec in fields(group)}
+        unknown = sorted(set(rest) - known)
+        if unknown:
+            raise UsageError(f"compile: unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(unknown)}")
+        refuse_foreign(target, rest, groups)
+        if generic.get("target_options") is None:
+            generic["target_options"] = target.options_type.build(rest)
+        return cls(**generic)
 
     def for_manifest(self) -> dict:
         recorded = asdict(self)
-        for transient in ("force", "timing"):
+        for transient in ("force", "timing", "target_options"):
             recorded.pop(transient)
+        if self.target_options is not None:
+            recorded.update(self.target_options.for_manifest())
         recorded["input_shapes"] = {k: list(v) for k, v in sorted(self.input_shapes.items())}
         recorded["dump_after"] = sorted(self.dump_after)
         recorded["scale"] = f"{self.scale[0]}:{self.scale[1]:g}" if self.scale else None
         if self.quantize:
             recorded["calib"] = self.calib or RANDOM
-        for data in ("calib", "eval_data", "tuning_db"):
+        for data in ("calib", "eval_data"):
             if recorded[data]:
                 recorded[data] = os.path.basename(os.path.normpath(recorded[data]))
         if self.profile:
@@ -74,6 +93,11 @@ class Bundle:
 def compile_model(model_path: str, out_dir: str, options: CompileOptions | None = None) -> Bundle:
     options = options or CompileOptions()
     target = get_target(options.target)
+    if options.target_options is None:
+        options = replace(options, target_options=target.options_type())
+    elif not isinstance(options.target_options, target.options_type):
+        raise UsageError(f"target {target.name} takes {target.options_type.__name__}, "
+                         f"not {type(options.target_options).__name__}")
     writer = BundleWriter(out_dir, force=options.force)
     model = load_model(model_path, options.input_shapes)
     quant_data = _quantization_data(options, model)
@@ -86,12 +110,10 @@ def compile_model(model_path: str, out_dir: str, options: CompileOptions | None 
         compiled = manager.run(model, PassContext(seed=options.seed, target=target.name))
         _stamp(compiled)
         target.check_supported(compiled)
-        writer.write_model(compiled)
-        emitted = target.emit(compiled, writer.staging, options)
-        artifacts = [{"path": MODEL, "kind": "model", "description": "the compiled model",
-                      "bytes": os.path.getsize(writer.path(MODEL)), "sha256": sha256_file(writer.path(MODEL))}]
-        artifacts += [a.describe(writer.staging) for a in emitted.artifacts]
-        artifacts += _dumps(manager.records, writer.staging)
+        writer.add_model(compiled, MODEL)
+        emitted = target.emit(compiled, writer, options)
+        _add_dumps(manager.records, writer)
+        artifacts = [artifact.to_dict() for artifact in writer.artifacts]
         manifest = build_manifest(
             source=source, options=options.for_manifest(), target=target,
             records=manager.records, cost_before=cost_before, cost_after=model_cost(compiled).to_dict(),
@@ -129,12 +151,8 @@ def _stamp(model: onnx.ModelProto):
     del model.graph.value_info[:]  # inferred shapes are not part of the contract
 
 
-def _dumps(records, staging) -> list:
-    dumps = []
+def _add_dumps(records, writer):
     for record in records:
         if record.dump:
-            record.dump = os.path.relpath(record.dump, staging)
-            dumps.append({"path": record.dump, "kind": "dump", "description": f"graph after {record.name}",
-                          "bytes": os.path.getsize(os.path.join(staging, record.dump)),
-                          "sha256": sha256_file(os.path.join(staging, record.dump))})
-    return dumps
+            record.dump = os.path.relpath(record.dump, writer.staging)
+            writer.add_existing(record.dump, "dump", f"graph after {record.name}")

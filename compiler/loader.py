@@ -11,7 +11,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper, shape_inference, version_converter
 
-from ncc.compiler.errors import CompileError, UsageError
+from ncc.core.errors import CompileError, UsageError
 
 NCC_OPSET = 17  # what old models are converted to; TensorRT 8.5 parses up to 17
 MIN_OPSET = 7  # onnx's version converter handles BatchNormalization and Dropout from here

@@ -1,7 +1,6 @@
 """The bundle's manifest.json: what went in, what ran, what came out, and what
 the board must still do."""
 
-import hashlib
 import platform
 from importlib import metadata
 
@@ -18,14 +17,6 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_manifest(*, source, options, target, records, cost_before, cost_after, emitted,

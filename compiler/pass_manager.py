@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 import onnx
 import onnx_graphsurgeon as gs
 
-from ncc.compiler import loader, numerics
-from ncc.compiler.errors import CompileError
+from ncc.compiler import loader
+from ncc.core import numerics
+from ncc.core.errors import CompileError
+from ncc.passes import PASSES
 from ncc.passes.base import Pass, PassContext
 
 
@@ -59,6 +61,7 @@ class PassManager:
                 result = pass_.run(graph, ctx)
             except CompileError as err:
                 raise CompileError(f"pass '{pass_.name}'{self._after(index)}: {err}") from None
+            graph = result.graph
             model = self._export_and_check(graph, pass_, index)
             record = PassRecord(pass_.name, pass_.options, result.changed, result.stats,
                                 time.perf_counter() - start)
@@ -93,8 +96,12 @@ class PassManager:
         return f" (after {', '.join(ran)})" if ran else " (first pass)"
 
     def _check_dump_names(self):
-        known = {p.name for p in self.passes}
-        unknown = sorted(set(self.dump_after) - known - {"all"})
+        names = set(self.dump_after) - {"all"}
+        unregistered = sorted(names - set(PASSES))
+        if unregistered:
+            raise CompileError(f"--dump-after names no pass ncc has: {', '.join(unregistered)} "
+                               f"(passes: {', '.join(sorted(PASSES))})")
+        unknown = sorted(names - {p.name for p in self.passes})
         if unknown:
             raise CompileError(f"--dump-after names no pass of this pipeline: {', '.join(unknown)} "
                                f"(passes: {', '.join(p.name for p in self.passes)})")

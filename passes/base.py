@@ -12,6 +12,7 @@ import onnx_graphsurgeon as gs
 
 @dataclass
 class PassResult:
+    graph: gs.Graph  # the graph the pass produced: the one it was given, changed in place, or a new one
     changed: bool
     stats: dict = field(default_factory=dict)
 

@@ -37,7 +37,7 @@ class BatchNormToDepthwise(Pass):
             bn.outputs.append(result)
             converted += 1
         graph.cleanup(remove_unused_graph_inputs=False)
-        return PassResult(changed=converted > 0, stats={"converted": converted, "kept": kept})
+        return PassResult(graph, changed=converted > 0, stats={"converted": converted, "kept": kept})
 
 
 def _why_not(graph, bn) -> str | None:

@@ -24,7 +24,7 @@ class EliminateDeadCode(Pass):
         stats = {"identity_removed": bypassed["Identity"], "dropout_removed": bypassed["Dropout"],
                  "dead_nodes_removed": removed_nodes - sum(bypassed.values()),
                  "initializers_removed": constants - _count_constants(graph)}
-        return PassResult(changed=removed_nodes > 0 or stats["initializers_removed"] > 0, stats=stats)
+        return PassResult(graph, changed=removed_nodes > 0 or stats["initializers_removed"] > 0, stats=stats)
 
 
 def _is_pass_through(node) -> bool:

@@ -28,7 +28,7 @@ class FoldBatchNorm(Pass):
             bn.outputs.clear()
             folded += 1
         graph.cleanup(remove_unused_graph_inputs=False)
-        return PassResult(changed=folded > 0, stats={"folded": folded, "kept": kept})
+        return PassResult(graph, changed=folded > 0, stats={"folded": folded, "kept": kept})
 
 
 def _why_not_foldable(graph, bn) -> str | None:

@@ -16,4 +16,4 @@ class FoldConstants(Pass):
         # graph-surgeon evaluates the constant subgraphs with ONNX Runtime
         graph.fold_constants(fold_shapes=True, error_ok=False).cleanup(remove_unused_graph_inputs=False)
         folded = before - len(graph.nodes)
-        return PassResult(changed=folded > 0, stats={"nodes_folded": folded})
+        return PassResult(graph, changed=folded > 0, stats={"nodes_folded": folded})

@@ -27,9 +27,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ncc.compiler import safe_pickle
-from ncc.compiler.errors import UsageError
-from ncc.compiler.files import write_atomically
+from ncc.core import safe_pickle
+from ncc.core.errors import UsageError
+from ncc.core.files import write_atomically
 
 FORMAT = "ncc-neuralscale-profile"
 VERSION = 1

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from ncc.compiler.errors import CompileError
+from ncc.core.errors import CompileError
 from ncc.passes.quant_flavors import Flavor
 
 MAX_SAMPLES_PER_COLLECT = 8  # calibrators keep every intermediate tensor of a collect in memory
@@ -131,7 +131,7 @@ def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
     """A CPU session with ORT's full graph optimisation, as the host runs it
-    (unlike ncc.compiler.numerics.session, which must see the graph as is)."""
+    (unlike ncc.core.numerics.session, which must see the graph as is)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from ncc.compiler.errors import CompileError
+from ncc.core.errors import CompileError
 from ncc.passes.quant_flavors import Flavor
 
 _STANDARD_DOMAINS = ("", "ai.onnx")

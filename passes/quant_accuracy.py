@@ -12,7 +12,7 @@ import math
 import numpy as np
 import onnx
 
-from ncc.compiler.datasets import Dataset
+from ncc.core.datasets import Dataset
 from ncc.passes import ort_quantize
 
 

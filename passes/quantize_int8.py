@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from ncc.compiler.datasets import RANDOM, Dataset
-from ncc.compiler.errors import CompileError, UsageError
+from ncc.core.datasets import RANDOM, Dataset
+from ncc.core.errors import CompileError, UsageError
 from ncc.passes import ort_quantize, pow2_scales, qdq_invariants, quant_accuracy
 from ncc.passes.base import Pass, PassResult
 from ncc.passes.graph_utils import constant_values, replace_constant
@@ -52,8 +52,7 @@ class QuantizeInt8(Pass):
         if transposed:
             stats["gemm_weights_transposed"] = transposed
         stats["eval"] = self._evaluate(float_model, quantized, input_name, batch)
-        _adopt(graph, cleaned)
-        return PassResult(changed=True, stats=stats)
+        return PassResult(cleaned, changed=True, stats=stats)
 
     def _evaluate(self, float_model, quantized, input_name, batch) -> dict:
         if self.evaluation is None:
@@ -109,8 +108,3 @@ def _exponent_stats(exponents, scales) -> dict:
         if e < pow2_scales.covering_exponent(scales[name] * pow2_scales.INT8_MAX))
     return stats
 
-
-def _adopt(graph: gs.Graph, quantized: gs.Graph):
-    """Make `graph` the quantized graph, in place (the pass manager holds it)."""
-    graph.nodes, graph.inputs, graph.outputs = quantized.nodes, quantized.inputs, quantized.outputs
-    graph.opset, graph.import_domains = quantized.opset, quantized.import_domains

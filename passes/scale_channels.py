@@ -11,7 +11,7 @@ groups keep their width; the stats name them and why.
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from ncc.compiler.errors import CompileError
+from ncc.core.errors import CompileError
 from ncc.passes import channel_widths, neuralscale
 from ncc.passes.analysis.channel_groups import CHANNEL, IN, OUT, analyze
 from ncc.passes.analysis.channel_importance import channel_importance, keep_order
@@ -39,7 +39,7 @@ class ScaleChannels(Pass):
                 np.random.default_rng(self.options["seed"]))
         changed = any(widths[g.id] != g.width for g in groups.scalable)
         stats["frozen"] = [{"id": g.id, "reasons": g.frozen} for g in groups.groups if g.frozen]
-        return PassResult(changed=changed, stats=stats)
+        return PassResult(graph, changed=changed, stats=stats)
 
     def _choose_widths(self, groups):
         method, ratio, multiple = self.options["method"], self.options["ratio"], self.options["round_to"]

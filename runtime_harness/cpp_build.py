@@ -4,8 +4,8 @@ ToolchainError line."""
 
 import shutil
 
-from ncc.compiler.errors import ToolchainError
-from ncc.compiler.interrupts import run_tool
+from ncc.core.errors import ToolchainError
+from ncc.core.interrupts import run_tool
 
 # the headers every C++ harness shares (runtime_harness/cpp/), beside harness.cc in a bundle
 CPP_HEADERS = ("env.h", "npy.h", "power.h", "results.h", "rules.h")

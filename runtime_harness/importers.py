@@ -12,7 +12,7 @@
 
 import os
 
-from ncc.compiler.errors import UsageError
+from ncc.core.errors import UsageError
 from ncc.runtime_harness import rt_env, rt_power, rt_results
 from ncc.runtime_harness.results import FORMAT, check, load_json
 

@@ -12,8 +12,8 @@ import os
 
 import jsonschema
 
-from ncc.compiler.errors import UsageError
-from ncc.runtime_harness import HARNESS_DIR
+from ncc.core.errors import UsageError
+from ncc.runtime_harness.harnesses import HARNESS_DIR
 from ncc.runtime_harness.rt_results import (FORMAT, MIN_SAMPLES, SCHEMA_VERSION, VALIDITY_PERCENTILE,
                                             summarize, to_csv)
 

@@ -1,8 +1,8 @@
 """Running a bundle's harness on this machine, natively or under qemu for a
 smoke test, and completing its results from the bundle's manifest.
 
-A harness kind is one entry of HARNESS_KINDS: the command that starts it
-(before the run-rule flags, which every harness takes alike). A bundle whose
+The manifest names the harness kind (ncc.runtime_harness.harnesses); a kind
+with a command runs here, with the run-rule flags every harness takes alike. A bundle whose
 manifest gives the harness an `arch` other than this machine's runs only with
 --emulate, under that architecture's qemu user-mode emulator.
 """
@@ -10,13 +10,13 @@ manifest gives the harness an `arch` other than this machine's runs only with
 import os
 import platform
 import shutil
-import sys
 import tempfile
 
-from ncc.compiler.bundle import read_manifest
-from ncc.compiler.errors import BenchmarkFailed, ToolchainError, UsageError
-from ncc.compiler.interrupts import run_tool
+from ncc.core.bundle import read_manifest
+from ncc.core.errors import BenchmarkFailed, ToolchainError, UsageError
+from ncc.core.interrupts import run_tool
 from ncc.runtime_harness import rt_power, rt_results
+from ncc.runtime_harness.harnesses import KINDS, runnable_here
 from ncc.runtime_harness.results import load_json, validate
 from ncc.runtime_harness.rt_rules import RunRules
 
@@ -24,31 +24,18 @@ EXIT_FAILED_RUN = 4  # a harness's exit code for a run it judged failed, results
 EMULATORS = {"aarch64": ("qemu-aarch64", "/usr/aarch64-linux-gnu")}  # arch -> (qemu user-mode, sysroot for -L)
 
 
-def _python_harness(bundle_dir: str, harness: dict) -> list:
-    return [sys.executable, os.path.join(bundle_dir, harness["entry"]),
-            "--model", os.path.join(bundle_dir, harness["model"])]
-
-
-def _tvm_cpp_harness(bundle_dir: str, harness: dict) -> list:
-    return [os.path.join(bundle_dir, harness["binary"]), "--model", os.path.join(bundle_dir, harness["model"]),
-            "--inputs", os.path.join(bundle_dir, harness["inputs"])]
-
-
-HARNESS_KINDS = {"onnxruntime-python": _python_harness, "tvm-cpp": _tvm_cpp_harness}
-
-
 def run_bundle(bundle_dir: str, rules: RunRules = RunRules(), emulate: bool = False, extra_argv=()) -> dict:
     """`extra_argv`: further harness flags every kind takes (--input X.npy --output Y.npy)."""
     manifest = read_manifest(bundle_dir)
     harness = manifest.get("harness") or {}
-    command = HARNESS_KINDS.get(harness.get("kind"))
-    if command is None:
+    kind = KINDS.get(harness.get("kind"))
+    if kind is None or kind.command is None:
         raise UsageError(f"{bundle_dir}: ncc bench cannot run its harness ({harness.get('kind') or 'none'}) here; "
-                         f"it runs {', '.join(sorted(HARNESS_KINDS))}")
+                         f"it runs {', '.join(runnable_here())}")
     emulator = _emulator(bundle_dir, harness.get("arch"), emulate)
     with tempfile.TemporaryDirectory(prefix="ncc-bench-") as scratch:
         results_path = os.path.join(scratch, "results.json")
-        argv = emulator + command(bundle_dir, harness) + rules.to_argv() + list(extra_argv) + ["--json", results_path]
+        argv = emulator + kind.command(bundle_dir, harness) + rules.to_argv() + list(extra_argv) + ["--json", results_path]
         done = run_tool(argv)
         results = _written_results(results_path, done)
     return complete(results, manifest, emulator[0] if emulator else None)

@@ -9,16 +9,8 @@ and run with run.sh on out/model.xmodel, which vai_c_xir compiles.
 
 import os
 
-from ncc.runtime_harness import HarnessFile
-from ncc.runtime_harness.cpp_build import CPP_HEADERS, make
+from ncc.runtime_harness.cpp_build import make
 
-VART_HARNESS_FILES = (
-    HarnessFile("vart/harness.cc", "harness/harness.cc", "harness", "VART timing harness (C++)"),
-    *(HarnessFile(f"cpp/{name}", f"harness/{name}", "harness", f"shared C++ harness header {name}")
-      for name in CPP_HEADERS),
-    HarnessFile("vart/Makefile", "harness/Makefile", "harness", "builds the harness on the board or its sysroot"),
-    HarnessFile("vart/run.sh", "harness/run.sh", "script", "runs the harness on out/model.xmodel", executable=True),
-)
 BINARY = "harness"
 
 

@@ -1,11 +1,12 @@
-"""The target registry: adding a board is one module and one line here."""
+"""The target registry: adding a board is one module (or subpackage) and one
+line in TARGETS."""
 
-from ncc.compiler.errors import UsageError
-from ncc.targets.cortex_a72 import CortexA72Target
-from ncc.targets.host import HostTarget
+from ncc.core.errors import UsageError
 from ncc.targets.onnxruntime import OnnxRuntimeTarget
-from ncc.targets.xavier import XavierTarget
-from ncc.targets.zcu104 import Zcu104Target
+from ncc.targets.tvm.cortex_a72 import CortexA72Target
+from ncc.targets.tvm.host import HostTarget
+from ncc.targets.xavier.target import XavierTarget
+from ncc.targets.zcu104.target import Zcu104Target
 
 TARGETS = [HostTarget(), CortexA72Target(), OnnxRuntimeTarget(), XavierTarget(), Zcu104Target()]
 
@@ -19,3 +20,12 @@ def get_target(name: str):
         if name == target.name or name in target.aliases:
             return target
     raise UsageError(f"unknown target '{name}' (known: {', '.join(target_names())})")
+
+
+def option_types() -> list:
+    """Every registered target's options dataclass, once each, in registry order."""
+    seen = []
+    for target in TARGETS:
+        if target.options_type not in seen:
+            seen.append(target.options_type)
+    return seen

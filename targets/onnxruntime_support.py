@@ -5,7 +5,7 @@ import functools
 import onnx
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from ncc.compiler.errors import CompileError
+from ncc.core.errors import CompileError
 from ncc.targets.base import listing
 
 

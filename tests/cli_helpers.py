@@ -1,7 +1,7 @@
 """Running ncc's CLI in tests and checking how it fails."""
 
 from click.testing import CliRunner
-from ncc.compiler.cli import main
+from ncc.cli.main import main
 
 
 def invoke(*args):

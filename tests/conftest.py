@@ -26,7 +26,7 @@ def _randomize_batchnorm(module, seed):
 def zoo_onnx(tmp_path_factory):
     """zoo_onnx(name, dataset, width_mult=1.0) -> path of that zoo model with
     random BatchNorm statistics (a small width_mult keeps TVM builds quick)."""
-    from ncc.compiler import zoo
+    from ncc.study import zoo
 
     cache = {}
     folder = tmp_path_factory.mktemp("zoo")

@@ -33,7 +33,7 @@ def small_vgg(path, size=SIZE, seed=0):
     """Three conv-BN-ReLU blocks and a Linear on a flattened 4x4 map, exported
     as a training framework would (BatchNorm kept)."""
     import torch
-    from ncc.compiler.zoo import export_module
+    from ncc.study.zoo import export_module
     from torch import nn
 
     torch.manual_seed(seed)

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import shape_inference
 
-from ncc.compiler.errors import CompileError
+from ncc.core.errors import CompileError
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def test_input_shape_sets_the_batch(tmp_path):
 
 def test_cli_as_a_subprocess(tmp_path):
     path = save(make_model([helper.make_node("Relu", ["x"], ["y"])]), tmp_path)
-    ncc = [sys.executable, "-m", "ncc.compiler"]
+    ncc = [sys.executable, "-m", "ncc.cli"]
     version = subprocess.run([*ncc, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("ncc ")
     for command in ("compile", "inspect", "zoo", "bench"):

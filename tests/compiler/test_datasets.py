@@ -3,12 +3,12 @@ import pickle
 
 import numpy as np
 import pytest
-from ncc.compiler.datasets import (
+from ncc.core.datasets import (
     CIFAR_NORMALIZATION,
     IMAGENET_NORMALIZATION,
     load_dataset,
 )
-from ncc.compiler.errors import UsageError
+from ncc.core.errors import UsageError
 from PIL import Image
 
 SHAPE = (1, 3, 32, 32)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from cli_helpers import assert_one_line_error, invoke
-from ncc.compiler import deadline_search
+from ncc.study import deadline_search
 from ncc.runtime_harness.results import validate
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ncc.compiler.errors import EXIT_TOOLCHAIN, EXIT_USAGE
+from ncc.core.errors import EXIT_TOOLCHAIN, EXIT_USAGE
 from ncc.targets import TARGETS
 
 
@@ -27,7 +27,7 @@ def _files(bundle) -> dict:
 def test_identical_compiles_give_byte_identical_bundles(tmp_path, zoo_onnx, target, quantize):
     """Two `ncc compile --reproducible` processes, with different hash seeds
     (so set iteration order differs), into folders of different names."""
-    args = [sys.executable, "-m", "ncc.compiler", "compile", zoo_onnx("vgg11", width_mult=0.125),
+    args = [sys.executable, "-m", "ncc.cli", "compile", zoo_onnx("vgg11", width_mult=0.125),
             "--target", target, "--scale", "uniform:0.5", "--reproducible"]
     if quantize:
         args += ["--quantize", "int8", "--calib-samples", "8"]

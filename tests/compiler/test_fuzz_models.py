@@ -165,7 +165,7 @@ def _limit_memory():
 
 def _run_bounded(folder, *args):
     before = tree(folder)
-    done = subprocess.run([sys.executable, "-m", "ncc.compiler", *map(str, args)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "ncc.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=120, preexec_fn=_limit_memory, cwd=folder)
     check_outcome(done.returncode, done.stderr, done.stdout)
     after = [p for p in tree(folder) if not p.startswith("b" + os.sep)]

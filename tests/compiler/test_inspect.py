@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ncc.compiler.cli import main
+from ncc.cli.main import main
 from ncc.compiler.report import format_bytes, format_count, format_table
 from onnx import helper
 from onnx_builders import make_model, save

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ncc.compiler.errors import EXIT_INTERRUPTED
+from ncc.core.errors import EXIT_INTERRUPTED
 
 
 def _staging(out):
@@ -59,7 +59,7 @@ def test_interrupted_compile_leaves_nothing(tmp_path, zoo_onnx, sig, point):
     subprocess.run([sys.executable, "-c", "import onnxruntime"], env=env, check=True)
     before = sorted(os.listdir(tmp))
     compile_ = subprocess.Popen(
-        [sys.executable, "-m", "ncc.compiler", "compile", zoo_onnx("vgg11", width_mult=0.125),
+        [sys.executable, "-m", "ncc.cli", "compile", zoo_onnx("vgg11", width_mult=0.125),
          "-o", out / "bundle", "--target", "host", "--verify"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -95,7 +95,7 @@ def test_interrupted_bench_stops_its_harness(tmp_path, zoo_onnx, sig):
     env = {**os.environ, "TMPDIR": str(tmp)}
     subprocess.run([sys.executable, "-c", "import onnxruntime"], env=env, check=True)
     before = sorted(os.listdir(tmp))
-    bench = subprocess.Popen([sys.executable, "-m", "ncc.compiler", "bench", bundle, "--min-seconds", "3600"],
+    bench = subprocess.Popen([sys.executable, "-m", "ncc.cli", "bench", bundle, "--min-seconds", "3600"],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         while not psutil.Process(bench.pid).children():

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import onnx
 import pytest
-from ncc.compiler.errors import CompileError, UsageError
+from ncc.core.errors import CompileError, UsageError
 from ncc.compiler.loader import NCC_OPSET, load_model
 from onnx import TensorProto, helper, numpy_helper
 from onnx_builders import make_model, save

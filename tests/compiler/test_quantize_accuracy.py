@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, invoke
 from digits import SIZE, digits_arrays
-from ncc.compiler.datasets import load_dataset
+from ncc.core.datasets import load_dataset
 from ncc.compiler.driver import CompileOptions
 from ncc.compiler.pipeline import build_pipeline
-from ncc.compiler.zoo import export_module
+from ncc.study.zoo import export_module
 from ncc.targets.base import Target
 
 EPOCHS = 8

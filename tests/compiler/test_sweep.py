@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, invoke
-from ncc.compiler import study_report
+from ncc.study import report as study_report
 
 REFERENCE_VGG = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "reference", "neuralscale",
                              "vgg_10_eff_c10.json")
@@ -95,7 +95,7 @@ def test_sweep_resumes_without_measuring_again(study, tiny_vgg, profile, monkeyp
 
 
 def test_a_changed_run_rule_measures_again_but_a_deadline_only_re_marks(study, tiny_vgg):
-    from ncc.compiler import sweep
+    from ncc.study import sweep
 
     folder, _ = study
     settings = sweep.SweepSettings(models=[str(tiny_vgg)], ratios=[1.0], methods=["uniform"], precisions=["fp32"],

@@ -5,10 +5,10 @@ import onnx
 import pytest
 from cli_helpers import assert_one_line_error, invoke
 from digits import save_digits, small_vgg
-from ncc.compiler import numerics
+from ncc.core import numerics
 from ncc.compiler.loader import load_model
 from ncc.compiler.pipeline import channel_groups
-from ncc.compiler.torch_model import TorchModel, numpy_output
+from ncc.study.torch_model import TorchModel, numpy_output
 from onnx_builders import ZOO_CASES
 
 

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-from ncc.compiler import zoo
-from ncc.compiler.errors import UsageError
+from ncc.study import zoo
+from ncc.core.errors import UsageError
 from torch import nn
 
 CASES = [(model, dataset) for model in zoo.MODELS for dataset in zoo.DATASETS]
@@ -175,7 +175,7 @@ def test_unknown_model_dataset_or_width_is_a_usage_error():
 # --- ncc zoo -------------------------------------------------------------------
 
 def ncc(*args):
-    from ncc.compiler.cli import main
+    from ncc.cli.main import main
 
     return CliRunner().invoke(main, [str(a) for a in args])
 

@@ -5,8 +5,8 @@ import onnx
 import onnx_builders
 import pytest
 import torch
-from ncc.compiler import zoo
-from ncc.compiler.errors import CompileError
+from ncc.study import zoo
+from ncc.core.errors import CompileError
 from ncc.passes.analysis.cost import count_parameters, layer_costs, model_cost
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn

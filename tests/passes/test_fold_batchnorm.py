@@ -1,7 +1,7 @@
 import numpy as np
 import onnx
 import pytest
-from ncc.compiler import numerics
+from ncc.core import numerics
 from ncc.compiler.loader import load_model
 from ncc.passes import EliminateDeadCode, FoldBatchNorm, FoldConstants
 from onnx import helper

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from ncc.compiler.errors import UsageError
+from ncc.core.errors import UsageError
 from ncc.passes import neuralscale
 from ncc.passes.neuralscale import Profile
 

@@ -5,8 +5,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from ncc.compiler.datasets import load_dataset
-from ncc.compiler.errors import CompileError, UsageError
+from ncc.core.datasets import load_dataset
+from ncc.core.errors import CompileError, UsageError
 from ncc.passes import (
     EliminateDeadCode,
     FoldBatchNorm,

@@ -1,7 +1,7 @@
 import numpy as np
 import onnx
 import pytest
-from ncc.compiler import numerics
+from ncc.core import numerics
 from ncc.compiler.loader import load_model
 from ncc.compiler.pass_manager import PassManager
 from ncc.compiler.pipeline import channel_groups

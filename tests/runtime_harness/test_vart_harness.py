@@ -13,9 +13,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from ncc.runtime_harness import install, rt_power
+from ncc.runtime_harness import rt_power
+from ncc.runtime_harness.harnesses import VART
 from ncc.runtime_harness.results import validate
-from ncc.runtime_harness.vart_harness import VART_HARNESS_FILES, build_here
+from ncc.runtime_harness.vart_harness import build_here
 from test_power import JETSON, energy_per_inference, make_hwmon
 
 pytestmark = pytest.mark.skipif(
@@ -31,7 +32,7 @@ QUICK = ["--warmup", "1", "--warmup-seconds", "0"]
 def bundle(tmp_path_factory):
     """A bundle folder with the harness installed and built, and out/model.xmodel (one DPU subgraph)."""
     folder = tmp_path_factory.mktemp("vart-bundle")
-    install(VART_HARNESS_FILES, str(folder))
+    VART.copy_to(str(folder))
     build_here(str(folder / "harness"))
     (folder / "out").mkdir()
     make_xmodel(folder / "out" / "model.xmodel", "dpu")

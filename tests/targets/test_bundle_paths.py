@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ncc.compiler.errors import EXIT_TOOLCHAIN
+from ncc.core.errors import EXIT_TOOLCHAIN
 from ncc.targets import TARGETS, get_target
 
 AWKWARD = """my models $HOME 'q' "dq" ;touch pwned"""
@@ -23,7 +23,7 @@ def test_bundle_under_an_awkward_path(tmp_path, zoo_onnx, target):
     model = folder / "m $1.onnx"
     shutil.copy(zoo_onnx("vgg11", width_mult=0.125), model)
     bundle = folder / "bundle ;$(touch pwned)"
-    done = subprocess.run([sys.executable, "-m", "ncc.compiler", "compile", model, "-o", bundle, "--target", target,
+    done = subprocess.run([sys.executable, "-m", "ncc.cli", "compile", model, "-o", bundle, "--target", target,
                            "--quantize", "int8", "--calib-samples", "8"],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     if done.returncode == EXIT_TOOLCHAIN:

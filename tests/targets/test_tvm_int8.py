@@ -59,9 +59,9 @@ def test_int8_bundle_equals_onnxruntime_qdq_within_one_step(int8_bundle, tmp_pat
 
 @pytest.mark.parametrize("model", ["vgg11", "mobilenetv2", "resnet50"])
 def test_no_float_convolution_remains_in_an_int8_model(int8_bundle, model):
-    from ncc.targets import tvm_build
-    from ncc.targets.host import HostTarget
-    from ncc.targets.tvm_integer_ops import integer_layers_pass
+    from ncc.targets.tvm import build as tvm_build
+    from ncc.targets.tvm.host import HostTarget
+    from ncc.targets.tvm.integer_ops import integer_layers_pass
     from tvm import relax, tirx
 
     qdq = onnx.load(int8_bundle(model, "host") / "model.onnx")

@@ -205,7 +205,7 @@ def test_bad_tuning_options_are_usage_errors(tmp_path, args, pattern):
 def test_missing_cross_compiler_is_a_toolchain_error(tmp_path, monkeypatch):
     import dataclasses
 
-    from ncc.targets import cortex_a72
+    from ncc.targets.tvm import cortex_a72
 
     monkeypatch.setattr(cortex_a72, "A72", dataclasses.replace(cortex_a72.A72, cc="no-such-aarch64-g++"))
     result = invoke("compile", tiny_model(tmp_path), "-o", tmp_path / "b", "--target", "cortex-a72")

@@ -20,8 +20,8 @@ from cli_helpers import assert_one_line_error, invoke
 from ncc.passes import qdq_invariants
 from ncc.passes.quant_flavors import FLAVORS
 from ncc.targets import get_target
-from ncc.targets.tensorrt_support import unsupported
-from ncc.targets.xavier import CACHE_HEADER, activation_scales
+from ncc.targets.xavier.tensorrt_support import unsupported
+from ncc.targets.xavier.target import CACHE_HEADER, activation_scales
 from onnx import helper
 from onnx_builders import make_model, save
 

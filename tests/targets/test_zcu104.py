@@ -20,9 +20,10 @@ import pytest
 from cli_helpers import assert_one_line_error, invoke
 from ncc.passes import qdq_invariants
 from ncc.passes.quant_flavors import FLAVORS
-from ncc.targets import dpu_arch, dpu_estimate, get_target
-from ncc.targets.xir_lowering import XirGraph, XirOp, lower
-from ncc.targets.xmodel_writer import read_xmodel
+from ncc.targets import get_target
+from ncc.targets.zcu104 import dpu_arch, dpu_estimate
+from ncc.targets.zcu104.xir_lowering import XirGraph, XirOp, lower
+from ncc.targets.zcu104.xmodel_writer import read_xmodel
 from onnx import helper, numpy_helper
 from onnx_builders import make_model, save
 
@@ -452,7 +453,7 @@ with open(os.environ["FAKE_ARGV"], "w") as handle:
 if os.environ.get("FAKE_FAIL"):
     print("[UNILOG][FATAL][XCOM_UNSUPPORTED_OP] the op is not supported", file=sys.stderr)
     sys.exit(1)
-from ncc.targets.xmodel_writer import read_xmodel
+from ncc.targets.zcu104.xmodel_writer import read_xmodel
 graph = read_xmodel(open(args[args.index("-x") + 1], "rb").read())
 for name, device in (("subgraph_input", "USER"), ("subgraph_dpu", "DPU"), ("subgraph_fc", "CPU")):
     child = graph.subg_root.subg_child.add(subgraph_name=name)

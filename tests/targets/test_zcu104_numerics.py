@@ -13,7 +13,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from cli_helpers import invoke
-from ncc.targets.xir_lowering import lower
+from ncc.targets.zcu104.xir_lowering import lower
 from onnx import helper
 from onnx_builders import make_model, save
 

@@ -1,0 +1,3 @@
+from ncc.cli.main import main
+
+main(prog_name="ncc")

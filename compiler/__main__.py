@@ -1,3 +1,0 @@
-from ncc.compiler.cli import main
-
-main(prog_name="ncc")

@@ -1,0 +1,220 @@
+"""MetaSchedule tuning for the TVM targets: the tuning database (a folder kept
+between compiles), tuning a model's kernels into it, and choosing the records
+a build applies.
+
+A database folder may hold records tuned for several machines. A build takes,
+per kernel, the best record tuned for its own machine (same triple and CPU) and
+otherwise the best one tuned elsewhere, and reports which it used, so a
+cortex-a72 bundle built with host-tuned schedules says so.
+"""
+
+import contextlib
+import functools
+import logging
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from ncc.core.errors import ToolchainError, UsageError
+
+# MetaSchedule's builder workers import tvm anew for every batch; 30 s (its
+# default) is not always enough for that on a loaded 2-core machine.
+BUILD_TIMEOUT_S = 120
+RPC_SESSION_TIMEOUT_S = 60
+MAX_TRIALS_PER_ITER = 64
+TUNED_OPS = ("conv2d", "matmul", "dense")  # where the time goes; pooling and reshapes keep default schedules
+# MetaSchedule's evolutionary search defaults (population 512, 4 generations)
+# spend minutes per task and round on a 2-core machine; a quarter of that
+# finds nearly as good candidates per measured trial
+SEARCH = {"population_size": 128, "init_min_unmeasured": 32, "genetic_num_iters": 2}
+TUNING_PACKAGES = ("xgboost", "cloudpickle", "psutil")
+
+
+def cache_dir() -> str:
+    return os.environ.get("NCC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ncc")
+
+
+def default_database_dir(machine) -> str:
+    """One database per machine in the cache, e.g. tuning/x86_64-znver3."""
+    return os.path.join(cache_dir(), "tuning", f"{machine.triple.split('-')[0]}-{machine.cpu}")
+
+
+def open_database(folder: str, create: bool):
+    from tvm.s_tir import meta_schedule as ms
+
+    workloads = os.path.join(folder, "database_workload.json")
+    records = os.path.join(folder, "database_tuning_record.json")
+    if not create and not os.path.exists(records):
+        return None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        return ms.database.JSONDatabase(workloads, records, allow_missing=True)
+    except OSError as err:
+        raise UsageError(f"cannot use the tuning database {folder}: {err.strerror}") from None
+
+
+def _machine_of(target) -> tuple:
+    return str(target.attrs.get("mtriple", "")), str(target.attrs.get("mcpu", ""))
+
+
+@dataclass
+class Selection:
+    database: object  # a MemoryDatabase holding one record per kernel
+    tuned_for: dict  # "triple/cpu" -> number of this module's kernels scheduled by records tuned there
+    kernels: int  # kernels in the module
+
+
+def select_records(database, mod, target) -> Selection:
+    """The records `mod`'s kernels get, preferring those tuned for `target`'s machine."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+    from tvm_ffi.structural import structural_hash
+
+    own = _machine_of(target)
+    best = {}
+    for record in (database.get_all_tuning_records() if database is not None else []):
+        seconds = [float(s) for s in (record.run_secs or [])]
+        if not seconds or not all(math.isfinite(s) and s < 1e9 for s in seconds):
+            continue
+        key = structural_hash(record.workload.mod)
+        rank = (_machine_of(record.target) != own, sum(seconds) / len(seconds))
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, record)
+    chosen = ms.database.MemoryDatabase()
+    tuned_for, kernels = {}, 0
+    for _gv, func in mod.functions.items():
+        if not isinstance(func, tvm.tirx.PrimFunc):
+            continue
+        kernels += 1
+        key = structural_hash(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}))
+        if key in best:
+            record = best[key][1]
+            workload = chosen.commit_workload(record.workload.mod)
+            chosen.commit_tuning_record(ms.database.TuningRecord(
+                record.trace, workload, record.run_secs, record.target, record.args_info))
+            where = "/".join(_machine_of(record.target))
+            tuned_for[where] = tuned_for.get(where, 0) + 1
+    return Selection(chosen, dict(sorted(tuned_for.items())), kernels)
+
+
+def check_tuning_packages():
+    import importlib.util
+
+    missing = [name for name in TUNING_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ToolchainError(f"tuning needs the Python packages {', '.join(missing)} "
+                             f"(pip install {' '.join('xgboost-cpu' if m == 'xgboost' else m for m in missing)})")
+
+
+def rpc_runner(tracker: str, key: str):
+    """MetaSchedule's RPC runner: candidates measured on the boards a tracker serves under `key`."""
+    from tvm.s_tir import meta_schedule as ms
+
+    host, port = tracker.rsplit(":", 1)
+    return ms.runner.RPCRunner(ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=key,
+                                                   session_timeout_sec=RPC_SESSION_TIMEOUT_S))
+
+
+def _register_cpu_intrinsics():
+    """MetaSchedule imports tvm.s_tir.tensor_intrin when a tuning task is made;
+    the package builds every GPU intrinsic too, which takes 35-100 s with
+    torch loaded (TVMScript's parser walks sys.modules for each). A CPU target
+    tensorizes only with the x86 and ARM ones: register those, and let the
+    package count as imported."""
+    import importlib
+    import types
+
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        return
+    folder = os.path.join(os.path.dirname(importlib.import_module("tvm.s_tir").__file__), "tensor_intrin")
+    package = types.ModuleType(name, "CPU tensor intrinsics only (see ncc.targets.tvm.tuning)")
+    package.__path__ = [folder]
+    sys.modules[name] = package
+    for module in ("x86", "arm_cpu"):
+        importlib.import_module(f"{name}.{module}")
+
+
+def tune(mod, target, database, trials: int, cc: str = "g++", runner=None, seed: int = 0,
+         progress: bool = True) -> int:
+    """Tune `mod`'s kernels for `target` with `trials` measured candidates in
+    all, committing every measurement to `database`; candidates are linked by
+    `cc` and measured by `runner` (default: here). Returns the number of tasks."""
+    from tvm.s_tir import meta_schedule as ms
+
+    check_tuning_packages()
+    _register_cpu_intrinsics()
+    extracted = [task for task in ms.relax_integration.extract_tasks(mod, target)
+                 if any(op in task.task_name for op in TUNED_OPS)]
+    if not extracted:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="ncc-tune-") as work_dir, _quiet_meta_schedule():
+        tasks, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            extracted, work_dir, strategy=ms.search_strategy.EvolutionarySearch(**SEARCH), seed=seed)
+        per_iter = max(1, min(MAX_TRIALS_PER_ITER, trials // len(tasks)))
+        callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+        with _progress_bar(trials, progress) as bar:
+            ms.tune.tune_tasks(
+                tasks=tasks, task_weights=weights, work_dir=work_dir, max_trials_global=trials,
+                max_trials_per_task=max(per_iter, math.ceil(trials / len(tasks))), num_trials_per_iter=per_iter,
+                builder=ms.builder.LocalBuilder(f_build=build_candidate, f_export=functools.partial(
+                    export_candidate, cc=cc), timeout_sec=BUILD_TIMEOUT_S),
+                runner=runner or "local", database=database,
+                measure_callbacks=callbacks + ([_progress_callback(bar)] if bar else []))
+    return len(tasks)
+
+
+def build_candidate(mod, target, _params):
+    """MetaSchedule's default_build without its `import tvm.s_tir.tensor_intrin`,
+    which takes 35-60 s in every fresh builder worker and so times it out;
+    the candidates are already scheduled, so nothing here needs the intrinsics."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
+
+
+def export_candidate(mod, cc: str) -> str:
+    """A candidate as a shared library linked here (by a cross compiler for
+    another architecture), so an RPC board loads it without a compiler."""
+    path = os.path.join(tempfile.mkdtemp(prefix="ncc-candidate-"), "candidate.so")
+    mod.export_library(path, cc=cc)
+    return path
+
+
+def _progress_callback(bar):
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class Progress(PyMeasureCallback):
+        def apply(self, _scheduler, _task_id, candidates, _builds, _runs):
+            bar.update(len(candidates))
+
+    return Progress()
+
+
+def _progress_bar(trials: int, shown: bool):
+    import click
+
+    if not shown:
+        return contextlib.nullcontext(None)
+    return click.progressbar(length=trials, label="tuning", file=sys.stderr, show_eta=True, show_percent=True)
+
+
+@contextlib.contextmanager
+def _quiet_meta_schedule():
+    """MetaSchedule logs every round to the console; keep it to warnings. Its
+    logging set-up also fails on an unnamed handler of its logger (such as a
+    test runner's capture handler), so those are set aside while it runs."""
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    level, handlers = logger.level, list(logger.handlers)
+    logger.setLevel(logging.WARNING)
+    logger.handlers = [handler for handler in handlers if handler.get_name()]
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        logger.handlers = handlers
