@@ -8,6 +8,7 @@ import io
 import os
 import sys
 import traceback
+import warnings
 
 import click
 
@@ -23,7 +24,10 @@ class NccGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            with interrupts_as_exceptions():
+            with interrupts_as_exceptions(), warnings.catch_warnings():
+                # numpy's overflow/NaN warnings (e.g. on a model with NaN weights) are noise before
+                # the one line that says what is wrong
+                warnings.simplefilter("ignore", RuntimeWarning)
                 code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as err:
             click.echo(f"ncc: error: {' '.join(err.format_message().split())}", err=True)

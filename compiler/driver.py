@@ -93,12 +93,14 @@ class Bundle:
 def compile_model(model_path: str, out_dir: str, options: CompileOptions | None = None) -> Bundle:
     options = options or CompileOptions()
     target = get_target(options.target)
+    if options.profile and not os.path.isfile(options.profile):
+        raise UsageError(f"no such file: {options.profile} (--profile)")
     if options.target_options is None:
         options = replace(options, target_options=target.options_type())
     elif not isinstance(options.target_options, target.options_type):
         raise UsageError(f"target {target.name} takes {target.options_type.__name__}, "
                          f"not {type(options.target_options).__name__}")
-    writer = BundleWriter(out_dir, force=options.force)
+    writer = BundleWriter(out_dir, force=options.force, protect=_inputs(model_path, options))
     model = load_model(model_path, options.input_shapes)
     quant_data = _quantization_data(options, model)
     source = {"file": os.path.basename(model_path), "sha256": sha256_file(model_path),
@@ -120,6 +122,14 @@ def compile_model(model_path: str, out_dir: str, options: CompileOptions | None 
             emitted=emitted, artifacts=artifacts, timing=options.timing)
         writer.commit(manifest)
     return Bundle(writer.out_dir, manifest)
+
+
+def _inputs(model_path: str, options) -> list:
+    """What the compile reads, which no --force may delete."""
+    paths = [model_path, options.profile, options.calib, options.eval_data]
+    if options.target_options is not None:
+        paths += options.target_options.dependencies()
+    return [path for path in paths if path and os.path.exists(path)]
 
 
 def _quantization_data(options, model):

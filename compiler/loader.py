@@ -15,6 +15,7 @@ from ncc.core.errors import CompileError, UsageError
 
 NCC_OPSET = 17  # what old models are converted to; TensorRT 8.5 parses up to 17
 MIN_OPSET = 7  # onnx's version converter handles BatchNormalization and Dropout from here
+PROTOBUF_LIMIT = 2**31  # bytes: protobuf cannot serialize or parse one message this large
 
 
 def load_model(path: str, input_shapes: dict | None = None) -> onnx.ModelProto:
@@ -33,6 +34,7 @@ def prepare_model(model: onnx.ModelProto, input_shapes: dict | None = None) -> o
     _require_static_outputs(model)
     _require_positive_dims(model)
     _check_pool_windows(model)
+    _check_conv_channels(model)
     return model
 
 
@@ -41,10 +43,16 @@ def read_model(path: str) -> onnx.ModelProto:
         raise UsageError(f"no such file: {path}")
     if os.path.isdir(path):
         raise UsageError(f"{path} is a directory, not an ONNX file")
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} is not a regular file (a device, FIFO or socket); ncc reads ONNX files")
+    if os.path.getsize(path) >= PROTOBUF_LIMIT:
+        raise CompileError(f"{path} is {os.path.getsize(path) / 2**30:.1f} GiB, over protobuf's 2 GiB limit for one "
+                           "ONNX file; save the weights as external data beside it")
     try:
         model = onnx.load(path, load_external_data=False)
-    except (DecodeError, RuntimeWarning, ValueError, OSError) as err:
-        raise CompileError(f"{path} is not an ONNX model (cannot parse it: {err})") from None
+    except (DecodeError, RuntimeWarning, ValueError, OSError, MemoryError) as err:
+        raise CompileError(f"{path} is not an ONNX model (cannot parse it: {type(err).__name__}"
+                           f"{': ' + str(err) if str(err) else ''})") from None
     if not model.opset_import or not model.graph.node:
         raise CompileError(f"{path} is not an ONNX model (no graph or no opset; empty or truncated file?)")
     _load_external_data(model, os.path.dirname(os.path.abspath(path)))
@@ -58,6 +66,7 @@ def _load_external_data(model, base_dir):
     for tensor in external_data_helper._get_all_tensors(model):
         if not external_data_helper.uses_external_data(tensor):
             continue
+        _check_external_fields(tensor)
         info = external_data_helper.ExternalDataInfo(tensor)
         location = os.path.realpath(os.path.join(base, info.location))
         if os.path.isabs(info.location) or os.path.commonpath([base, location]) != base:
@@ -65,10 +74,25 @@ def _load_external_data(model, base_dir):
                                f"model's folder ({info.location}); refusing to read it")
         if not os.path.isfile(location):
             raise CompileError(f"tensor '{tensor.name}': external data file {info.location} is missing")
+        size = os.path.getsize(location)
+        if (info.offset or 0) > size or (info.length is not None and (info.offset or 0) + info.length > size):
+            raise CompileError(f"tensor '{tensor.name}': external data at offset {info.offset or 0} "
+                               f"length {info.length} lies beyond the end of {info.location} ({size} bytes)")
     try:
         external_data_helper.load_external_data_for_model(model, base)
     except (OSError, ValueError) as err:
         raise CompileError(f"cannot read external data: {err}") from None
+
+
+def _check_external_fields(tensor):
+    """onnx parses offset and length with int() and hands the location to the
+    file system as it is: check them first, so a corrupt entry is one line."""
+    for entry in tensor.external_data:
+        if entry.key == "location" and ("\0" in entry.value or not entry.value):
+            raise CompileError(f"tensor '{tensor.name}': external data location is empty or holds a NUL byte")
+        if entry.key in ("offset", "length") and not (entry.value.isascii() and entry.value.isdigit()):
+            raise CompileError(f"tensor '{tensor.name}': external data {entry.key} '{entry.value}' "
+                               "is not a non-negative integer")
 
 
 def default_opset(model) -> int:
@@ -235,6 +259,29 @@ def _check_pool_windows(model):
                     f"{node.op_type} '{node.name}' (ceil_mode=1): its last window along axis {2 + axis} starts in "
                     f"the padding, so ONNX's shape inference gives {result[2 + axis]} outputs and ONNX Runtime "
                     f"and PyTorch {windows}; export it without ceil_mode or with less end padding")
+
+
+def _check_conv_channels(model):
+    """What ONNX's shape inference does not check and no runtime can run: a
+    Conv's group must be at least 1 and divide its output channels, and its
+    weight's input channels times group must be the input's channels."""
+    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+              for value in (*model.graph.input, *model.graph.value_info, *model.graph.output)}
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        group = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "group"), 1)
+        weight, source = weights.get(node.input[1]) or shapes.get(node.input[1]), shapes.get(node.input[0])
+        if group < 1:
+            raise CompileError(f"Conv '{node.name}' has group={group}; it must be at least 1")
+        if not weight or not source or len(weight) < 2 or len(source) < 2:
+            continue
+        if weight[0] % group:
+            raise CompileError(f"Conv '{node.name}': group={group} does not divide its {weight[0]} output channels")
+        if weight[1] * group != source[1]:
+            raise CompileError(f"Conv '{node.name}': its weight takes {weight[1]} input channels per group x "
+                               f"group={group} = {weight[1] * group}, but its input '{node.input[0]}' has {source[1]}")
 
 
 def input_shape(model, index: int = 0) -> list:

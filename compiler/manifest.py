@@ -5,6 +5,7 @@ import platform
 from importlib import metadata
 
 from ncc.compiler import __version__
+from ncc.core.bundle import MANIFEST_FORMAT
 
 DEPENDENCIES = ("onnx", "onnx-graphsurgeon", "onnxruntime", "numpy", "click")
 
@@ -23,7 +24,7 @@ def build_manifest(*, source, options, target, records, cost_before, cost_after,
                    artifacts, timing=True) -> dict:
     passes = [r.to_dict(timing=timing) for r in records]
     manifest = {
-        "format": "ncc-bundle-manifest",
+        "format": MANIFEST_FORMAT,
         "version": 1,
         "versions": versions(),
         "input": source,

@@ -1,9 +1,12 @@
 """The spec strings a user writes for a compile, parsed once for the CLI and the
 Python API alike: --input-shape NAME:DIMS, --scale METHOD:R, --round-to N|auto."""
 
+import math
 import re
 
 from ncc.core.errors import UsageError
+
+MAX_DIM = 2**31 - 1  # elements of one tensor: ONNX Runtime's and TVM's int32 indexing
 
 _SHAPE = re.compile(r"^(?P<name>.+):(?P<dims>\d+(?:[x,]\d+)*)$")
 
@@ -18,6 +21,9 @@ def parse_input_shapes(specs) -> dict:
         dims = tuple(int(d) for d in re.split(r"[x,]", match["dims"]))
         if any(d <= 0 for d in dims):
             raise UsageError(f"bad --input-shape '{spec}': every dimension must be positive")
+        if any(d > MAX_DIM for d in dims) or math.prod(dims) > MAX_DIM:
+            raise UsageError(f"bad --input-shape '{spec}': the input would hold {math.prod(dims):,} elements, "
+                             f"more than a tensor may ({MAX_DIM:,})")
         if match["name"] in shapes:
             raise UsageError(f"--input-shape given twice for input '{match['name']}'")
         shapes[match["name"]] = dims

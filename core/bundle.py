@@ -19,6 +19,7 @@ from ncc.core.errors import UsageError
 from ncc.core.files import sha256_file
 
 MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "ncc-bundle-manifest"
 MODEL = "model.onnx"
 
 
@@ -35,15 +36,21 @@ class Artifact:
 
 
 class BundleWriter:
-    def __init__(self, out_dir: str, force: bool = False):
+    def __init__(self, out_dir: str, force: bool = False, protect=()):
+        """`protect`: files the compile reads (the input model), which replacing
+        `out_dir` must never delete."""
         self.out_dir = os.path.abspath(out_dir)
         self.force = force
         self.staging = None
         self.artifacts: list[Artifact] = []  # in the order they were added
         if os.path.lexists(self.out_dir) and not force:
             raise UsageError(f"{out_dir} already exists; pass --force to replace it")
+        if os.path.islink(self.out_dir):
+            raise UsageError(f"{out_dir} is a symbolic link; give the folder itself ({os.path.realpath(out_dir)})")
         if os.path.lexists(self.out_dir) and not os.path.isdir(self.out_dir):
             raise UsageError(f"{out_dir} exists and is not a folder")
+        if os.path.isdir(self.out_dir):
+            _check_replaceable(out_dir, protect)
 
     def __enter__(self) -> "BundleWriter":
         parent = os.path.dirname(self.out_dir)
@@ -99,6 +106,25 @@ class BundleWriter:
         os.chmod(self.staging, 0o755)  # mkdtemp makes it private
         install(self.staging, self.out_dir)
         self.staging = None
+
+
+def is_bundle(folder: str) -> bool:
+    try:
+        with open(os.path.join(folder, MANIFEST)) as handle:
+            return json.load(handle).get("format") == MANIFEST_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_replaceable(out_dir: str, protect) -> None:
+    """--force replaces an ncc bundle, never another folder, nor one holding an input."""
+    root = os.path.realpath(out_dir)
+    for path in protect:
+        if path and os.path.commonpath([root, os.path.realpath(path)]) == root:
+            raise UsageError(f"{out_dir} holds {path}, which this compile reads; write the bundle elsewhere")
+    if not is_bundle(out_dir):
+        raise UsageError(f"{out_dir} is not an ncc bundle (no ncc {MANIFEST}); --force replaces only bundles, "
+                         "so remove it yourself or write elsewhere")
 
 
 def write_manifest(bundle_dir: str, manifest: dict) -> None:

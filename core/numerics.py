@@ -8,6 +8,11 @@ from ncc.core.errors import CompileError
 
 EQUIVALENCE_RTOL = 1e-5  # relative to the largest output magnitude
 
+# ONNX Runtime's C++ logger writes warnings to stderr from every session,
+# including those its quantizer and graph-surgeon's folding open; ncc's own
+# one-line errors say what went wrong
+ort.set_default_logger_severity(3)
+
 
 def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)

@@ -21,7 +21,9 @@ from ncc.passes.graph_utils import constant_values, replace_constant
 METHODS = ("uniform", "neuralscale", "widths")  # widths: given explicitly, e.g. by architecture descent
 _NEUTRAL = {("BatchNormalization", 1): 1.0, ("BatchNormalization", 4): 1.0, ("InstanceNormalization", 1): 1.0,
             ("Mul", None): 1.0, ("Div", None): 1.0, ("Pow", None): 1.0}
-_AXIS_ORDER = {IN: 0, CHANNEL: 1, OUT: 2}  # producer rows last: new rows are initialised whole
+_AXIS_ORDER = {IN: 0, CHANNEL: 1, OUT: 2}
+WEIGHT_BYTES = 4  # float32
+MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: checked before any weight is allocated  # producer rows last: new rows are initialised whole
 
 
 class ScaleChannels(Pass):
@@ -63,6 +65,10 @@ class ScaleChannels(Pass):
             if method == "neuralscale":
                 widths = channel_widths.repair_toward_budget(widths, multiple, stats["budget"], groups.param_count)
         stats["params_after"] = groups.param_count(widths)
+        if stats["params_after"] * WEIGHT_BYTES >= MAX_MODEL_BYTES:
+            raise CompileError(f"the scaled model would have {stats['params_after']:,} parameters "
+                               f"({stats['params_after'] * WEIGHT_BYTES / 2**30:.1f} GiB), over the 2 GiB an ONNX "
+                               "model can hold; scale by less or round to a smaller multiple")
         stats["widths"] = [{"id": g.id, "original": g.width, "unrounded": unrounded[g.id], "final": widths[g.id]}
                            for g in groups.scalable]  # topological order
         return widths, stats

@@ -47,7 +47,7 @@ def search(model_path: str, out_dir: str, options, deadline_ms: float, rules: Ru
                          "its board (compile at fixed ratios, measure there, compare with `ncc bench --import`)")
     if not deadline_ms > 0:
         raise UsageError("--deadline-ms must be positive")
-    BundleWriter(out_dir, force=options.force)  # fails now if out_dir may not be written
+    BundleWriter(out_dir, force=options.force, protect=[model_path])  # fails now if out_dir may not be written
     method, top = options.scale or ("uniform", 1.0)
     precisions = ["int8"] if options.quantize else ["fp32", "int8"]
     if not options.quantize:
