@@ -1,17 +1,20 @@
-"""ncc's TVM host target against ONNX Runtime on this machine: the study's
-three networks (CIFAR-10 forms, seeded weights), each compiled by ncc for
-`host` (TVM, kernels tuned with a stated MetaSchedule trial budget) and for
-`onnxruntime`, and timed by each bundle's own harness with the same run rules
-and thread count. Prints median and p99 latency and the ratio ncc / ORT.
+"""ncc's TVM host target against ONNX Runtime on this machine, in one run:
+the study's three networks (CIFAR-10 forms, seeded weights), fp32 and int8,
+each compiled by ncc for `host` untuned (ncc's default schedules only) and
+tuned (MetaSchedule, starting from those schedules, a stated trial budget),
+and for `onnxruntime`; every bundle timed by its own harness with the same
+run rules at one thread and at all cores. Prints median latency, the ratios
+to ORT, and int8 against fp32.
 
-    .venv/bin/python bench/host_vs_ort.py [--trials 320] [--threads 2] [--iterations 200]
-                                          [--models vgg11,mobilenetv2,resnet50] [--tuning-db DIR]
+    .venv/bin/python bench/host_vs_ort.py [--trials 0] [--threads 1,2] [--iterations 200]
+                                          [--models vgg11,mobilenetv2,resnet50] [--precisions fp32,int8]
+                                          [--tuning-db DIR]
 
-Tuning is the slow part (minutes per model and hundred trials on a small
-machine); its records are kept in the tuning database, so a second run with
-the same budget only measures. --trials counts the trials of this run: with a
-database already holding records, the schedules may be better than the budget
-alone would give, and the table says how many kernels had tuned schedules.
+--trials 0 (the default) measures untuned ncc only. With a budget, the
+tuning database (a fresh temporary one unless --tuning-db names one) gets
+that many trials per model and precision, and the tuned bundles are timed
+too. int8 is calibrated on random input (latency only; accuracy is measured
+elsewhere).
 """
 
 import argparse
@@ -19,10 +22,8 @@ import os
 import tempfile
 import time
 
+from ncc.compiler import bench, compile
 from ncc.study import zoo
-from ncc.compiler.driver import CompileOptions, compile_model
-from ncc.runtime_harness.rt_rules import RunRules
-from ncc.runtime_harness.runner import run_bundle
 
 MODELS = ("vgg11", "mobilenetv2", "resnet50")
 
@@ -33,44 +34,80 @@ def export(name: str, folder: str) -> str:
     return path
 
 
-def measure(bundle: str, rules: RunRules) -> dict:
-    latency = run_bundle(bundle, rules)["latency_ms"]
-    return {"p50": latency["p50"], "p99": latency["p99"]}
+def p50(bundle: str, threads: int, args) -> float:
+    results = bench(bundle, warmup=args.warmup, iterations=args.iterations, threads=threads)
+    return results["latency_ms"]["p50"]
+
+
+def schedules(manifest: dict) -> str:
+    kernels = manifest["target"]["schedules"]
+    counts = {}
+    for source in kernels.values():
+        counts[source.split(":")[0]] = counts.get(source.split(":")[0], 0) + 1
+    return " ".join(f"{counts.get(k, 0)} {k}" for k in ("default", "tuned", "none"))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=320, help="MetaSchedule trials per model (this run)")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--trials", type=int, default=0, help="MetaSchedule trials per model and precision")
+    parser.add_argument("--threads", default=f"1,{len(os.sched_getaffinity(0))}")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--tuning-db", help="tuning database folder (default: ncc's cache)")
+    parser.add_argument("--precisions", default="fp32,int8")
+    parser.add_argument("--tuning-db", help="tuning database folder (default: a fresh temporary one)")
     args = parser.parse_args(argv)
     if args.iterations < 100:
         parser.error("--iterations must be at least 100 for a p99")
-    rules = RunRules(warmup=args.warmup, iterations=args.iterations, threads=args.threads)
+    threads = sorted({int(t) for t in args.threads.split(",")})
     rows = []
     with tempfile.TemporaryDirectory(prefix="ncc-host-vs-ort-") as folder:
+        database = args.tuning_db or os.path.join(folder, "tuning")
         for name in args.models.split(","):
             model = export(name, folder)
-            started = time.perf_counter()
-            host = compile_model(model, os.path.join(folder, f"{name}.host"), CompileOptions.create(
-                target="host", tune_trials=args.trials, tuning_db=args.tuning_db))
-            compile_s = time.perf_counter() - started
-            compile_model(model, os.path.join(folder, f"{name}.ort"), CompileOptions(target="onnxruntime"))
-            tuning = host.manifest["target"]["tuning"]
-            ours, theirs = measure(host.path, rules), measure(os.path.join(folder, f"{name}.ort"), rules)
-            rows.append((name, tuning, compile_s, ours, theirs))
-            print(f"{name}: compiled in {compile_s:.0f} s", flush=True)
-    print(f"\nhost vs ONNX Runtime, {args.threads} thread(s), {args.iterations} iterations after {args.warmup} "
-          f"warm-up; {args.trials} tuning trials per model in this run\n")
-    print("| model | tuned kernels | ncc p50 ms | ncc p99 ms | ORT p50 ms | ORT p99 ms | p50 ratio | p99 ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, tuning, _compile_s, ours, theirs in rows:
-        print(f"| {name} | {tuning['kernels_with_tuned_schedules']}/{tuning['kernels']} "
-              f"| {ours['p50']:.2f} | {ours['p99']:.2f} | {theirs['p50']:.2f} | {theirs['p99']:.2f} "
-              f"| {ours['p50'] / theirs['p50']:.2f}x | {ours['p99'] / theirs['p99']:.2f}x |")
+            for precision in args.precisions.split(","):
+                quantize = {"quantize": "int8"} if precision == "int8" else {}
+                built, compile_s = {}, {}
+                variants = {"ort": {"target": "onnxruntime"},
+                            "untuned": {"target": "host", "tuning_db": os.path.join(folder, "empty-db")}}
+                if args.trials:
+                    variants["tuned"] = {"target": "host", "tune_trials": args.trials, "tuning_db": database}
+                for variant, options in variants.items():
+                    started = time.perf_counter()
+                    built[variant] = compile(model, out=os.path.join(folder, f"{name}.{precision}.{variant}"),
+                                             **options, **quantize)
+                    compile_s[variant] = time.perf_counter() - started
+                times = {(variant, t): p50(bundle.path, t, args) for variant, bundle in built.items() for t in threads}
+                rows.append((name, precision, times, compile_s, {v: schedules(b.manifest) for v, b in built.items()
+                                                                   if v != "ort"}))
+                print(f"{name} {precision}: compiled untuned in {compile_s['untuned']:.0f} s"
+                      + (f", tuned in {compile_s['tuned']:.0f} s" if "tuned" in compile_s else ""), flush=True)
+    print(f"\nncc host vs ONNX Runtime: p50 ms, {args.iterations} iterations after {args.warmup} warm-up; "
+          f"{args.trials} tuning trials per model and precision\n")
+    variants = ["untuned", *(["tuned"] if args.trials else [])]
+    header = ["model", "precision", "threads", "ORT", *variants, *[f"{v}/ORT" for v in variants]]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for name, precision, times, _compile_s, _kinds in rows:
+        for t in threads:
+            ort = times[("ort", t)]
+            cells = [name, precision, str(t), f"{ort:.2f}", *[f"{times[(v, t)]:.2f}" for v in variants],
+                     *[f"{times[(v, t)] / ort:.2f}x" for v in variants]]
+            print("| " + " | ".join(cells) + " |")
+    print("\nint8 against fp32 (p50 ratio, same backend and threads):\n")
+    print("| model | threads | ORT int8/fp32 | " + " | ".join(f"ncc {v} int8/fp32" for v in variants) + " |")
+    print("|" + "---|" * (3 + len(variants)))
+    by_key = {(name, precision): times for name, precision, times, _c, _k in rows}
+    for name in args.models.split(","):
+        if (name, "fp32") in by_key and (name, "int8") in by_key:
+            fp32, int8 = by_key[(name, "fp32")], by_key[(name, "int8")]
+            for t in threads:
+                cells = [name, str(t), f"{int8[('ort', t)] / fp32[('ort', t)]:.2f}x",
+                         *[f"{int8[(v, t)] / fp32[(v, t)]:.2f}x" for v in variants]]
+                print("| " + " | ".join(cells) + " |")
+    print("\nkernel schedules (default / tuned / none) and compile seconds:\n")
+    for name, precision, _times, compile_s, kinds in rows:
+        print(f"- {name} {precision}: " + "; ".join(f"{v}: {kinds[v]}, {compile_s[v]:.0f} s" for v in kinds))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Loading and verifying an ONNX model: everything a pass may take for granted.
 
 After `load_model` the model is checker-valid, at opset >= NCC_OPSET of the
-default domain, has static shapes on every graph input and output, and carries
-inferred shapes for its intermediate tensors.
+default domain, has its shape subgraphs folded (shape_folding.py) and a static
+shape and element type on every graph input, output and intermediate tensor.
 """
 
 import os
@@ -11,6 +11,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper, shape_inference, version_converter
 
+from ncc.compiler import shape_folding
 from ncc.core.errors import CompileError, UsageError
 
 NCC_OPSET = 17  # what old models are converted to; TensorRT 8.5 parses up to 17
@@ -31,7 +32,9 @@ def prepare_model(model: onnx.ModelProto, input_shapes: dict | None = None) -> o
     _clear_output_shapes(model, all_dims=bool(input_shapes))
     check_model(model)
     model = infer_shapes(model)
-    _require_static_outputs(model)
+    if shape_folding.needs_folding(model):
+        model = shape_folding.fold_shapes(model, infer_shapes)
+    _require_static_tensors(model)
     _require_positive_dims(model)
     _check_pool_windows(model)
     _check_conv_channels(model)
@@ -212,11 +215,13 @@ def infer_shapes(model) -> onnx.ModelProto:
         raise CompileError(f"shape inference failed: {_first_line(err)}") from None
 
 
-def _require_static_outputs(model):
-    for output in model.graph.output:
-        dims = output.type.tensor_type.shape.dim
-        if not output.type.tensor_type.HasField("shape") or any(not d.HasField("dim_value") for d in dims):
-            raise CompileError(f"graph output '{output.name}' has no static shape after shape inference")
+def _require_static_tensors(model):
+    dynamic = shape_folding.first_dynamic_tensor(model)
+    if dynamic:
+        name, node = dynamic
+        kind = "graph output" if name in {o.name for o in model.graph.output} else "tensor"
+        raise CompileError(f"{kind} '{name}' (output of {node.op_type} '{node.name}') has no static shape "
+                           "after folding shape subgraphs and shape inference: it depends on the input's values")
 
 
 def _require_positive_dims(model):

@@ -48,6 +48,7 @@ def quantize(model_path: str, output_path: str, flavor: Flavor, method: str, rea
     ranges are read from `cache_path` if it exists, else computed from
     `reader` and saved there. `overrides` are ORT TensorQuantOverrides."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
     extra = {
@@ -74,7 +75,8 @@ def quantize(model_path: str, output_path: str, flavor: Flavor, method: str, rea
                             calibrate_method={"minmax": CalibrationMethod.MinMax,
                                               "entropy": CalibrationMethod.Entropy,
                                               "percentile": CalibrationMethod.Percentile}[method],
-                            extra_options=extra, calibration_cache_path=cache_path)
+                            extra_options=extra, calibration_cache_path=cache_path,
+                            op_types_to_quantize=sorted({*QLinearOpsRegistry, *QDQRegistry, *flavor.extra_ops}))
     except Exception as err:  # ORT's Python raises ValueError, AssertionError, ...; its C++ its own types
         raise CompileError(f"ONNX Runtime's quantizer failed: {' '.join(str(err).split())}") from None
     return onnx.load(output_path)

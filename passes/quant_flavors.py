@@ -53,6 +53,7 @@ class Flavor:
     power_of_two_scales: bool = False
     max_opset: int | None = None
     standard_domain_only: bool = False
+    extra_ops: tuple = ()  # op types to quantize beyond ONNX Runtime's defaults (the hard-activations pass's)
 
     def scheme(self) -> dict:
         """The scheme in words, for the manifest."""
@@ -66,9 +67,10 @@ class Flavor:
 FLAVORS = {
     "tensorrt": Flavor("tensorrt", activations="int8", symmetric_activations=True, per_channel_weights=True,
                        seven_bit_weights=False, bias="float", weight_qdq_pair=True, dedicated_pairs=True, quantize_layer_outputs=False,
-                       max_opset=17, standard_domain_only=True),
+                       max_opset=17, standard_domain_only=True, extra_ops=("HardSigmoid",)),
     "dpu": Flavor("dpu", activations="int8", symmetric_activations=True, per_channel_weights=False,
-                  seven_bit_weights=False, bias="int8-pow2", quantize_layer_outputs=False, power_of_two_scales=True),
+                  seven_bit_weights=False, bias="int8-pow2", quantize_layer_outputs=False, power_of_two_scales=True,
+                  extra_ops=("HardSigmoid",)),
     "generic": Flavor("generic", activations="uint8", symmetric_activations=False, per_channel_weights=True,
                       seven_bit_weights=True, bias="int32"),
 }

@@ -75,7 +75,8 @@ class ScaleChannels(Pass):
 
 
 def rewrite(graph: gs.Graph, groups, widths: dict, importance: dict, rng):
-    """Slice or pad every constant axis, depthwise group count and flatten shape."""
+    """Slice or pad every constant axis; set depthwise group counts, flatten
+    shapes and channel cuts' bounds."""
     maps = {g.id: _index_map(g.width, widths[g.id], importance[g.id]) for g in groups.scalable}
     by_operand = {}
     for axis in groups.axes:
@@ -97,10 +98,23 @@ def rewrite(graph: gs.Graph, groups, widths: dict, importance: dict, rng):
         if shape[1] != -1:
             shape[1] = int(groups.features(layout, widths))
             replace_constant(graph, node, 1, shape, f"{node.name}.shape")
+    for node, position, parts in groups.cuts:
+        _rewrite_cut(graph, node, position, [int(groups.features(part, widths)) for part in parts])
     boundary = {id(t) for t in (*graph.inputs, *graph.outputs)}
     for tensor in graph.tensors().values():
         if isinstance(tensor, gs.Variable) and id(tensor) not in boundary:
             tensor.shape = None  # re-inferred by the pass manager
+
+
+def _rewrite_cut(graph, node, position, sizes):
+    """A channel Slice's bounds or a Split's sizes for the parts' new widths."""
+    if node.op == "Split":
+        replace_constant(graph, node, 1, np.array(sizes[1:], np.int64), f"{node.name}.split")
+        return
+    for index, bound in ((1, sizes[0]), (2, sizes[0] + sizes[1])):
+        values = constant_values(node.inputs[index]).copy()
+        values[position] = bound
+        replace_constant(graph, node, index, values, f"{node.name}.bounds{index}")
 
 
 def _index_map(width, new_width, scores) -> np.ndarray:

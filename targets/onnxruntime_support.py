@@ -1,4 +1,6 @@
-"""Which ONNX nodes ONNX Runtime's CPU provider has kernels for."""
+"""Which ONNX nodes ONNX Runtime's CPU provider runs: those it has kernels
+for, and ONNX function ops (HardSwish, ...), which it inlines into their
+function body when a session opens."""
 
 import functools
 
@@ -19,6 +21,14 @@ def _cpu_kernels() -> dict:
     return kernels
 
 
+def _is_function(op_type: str, version: int, domain: str) -> bool:
+    try:
+        schema = onnx.defs.get_schema(op_type, version, domain)
+    except onnx.defs.SchemaError:
+        return False
+    return schema.has_function or schema.has_context_dependent_function
+
+
 def unsupported_nodes(model: onnx.ModelProto) -> list[str]:
     opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
     missing = []
@@ -26,7 +36,7 @@ def unsupported_nodes(model: onnx.ModelProto) -> list[str]:
         domain = "" if node.domain == "ai.onnx" else node.domain
         ranges = _cpu_kernels().get((domain, node.op_type), [])
         version = opsets.get(domain, 0)
-        if not any(low <= version for low, _high in ranges):
+        if not any(low <= version for low, _high in ranges) and not _is_function(node.op_type, version, domain):
             missing.append(f"{node.op_type} (node '{node.name or f'#{index}'}'{', domain ' + domain if domain else ''})")
     return missing
 

@@ -13,7 +13,13 @@ channels:
 - element-wise joins (Add, Mul, ...) merge the groups of their inputs;
 - depthwise Conv ties its input and output channels;
 - Concat on the channel axis concatenates layouts; Flatten and Reshape to
-  [N, C*H*W] multiply block sizes.
+  [N, C*H*W] multiply block sizes;
+- Slice and Split on the channel axis (a ShuffleNet channel split, a GhostNet
+  cut back to its width) take the segments between their bounds, when those
+  fall on segment boundaries (the bounds are rewritten for the new widths);
+  a cut inside a group freezes it. A channel shuffle (Reshape to
+  [N, g, C/g, H, W], Transpose, Reshape back) interleaves the channels of
+  its groups, which no layout here describes: it freezes them, saying so.
 
 Anything else freezes the groups it touches, with the reason, and so do graph
 inputs and outputs. Supporting a new op is one handler in the table.
@@ -71,6 +77,7 @@ class ChannelGroups:
     axes: list  # ChannelAxis
     depthwise: list  # (Conv node, layout): their `group` attribute is their channel count
     reshapes: list  # (Reshape node, layout): their constant target shape is [N, features]
+    cuts: list  # (Slice or Split node, its channel axis's position, layouts of the consecutive parts)
     parameter_nodes: list = field(repr=False)  # nodes with parameter operands, for param_count
     _root_of: dict = field(repr=False)  # key -> root key
     _group_of_root: dict = field(repr=False)  # root key -> ChannelGroup
@@ -129,7 +136,7 @@ class _Analysis:
         self.origin = {}  # key -> name used as id when the group has no producer
         self.members = {}
         self.layout = {}  # tensor name -> list[Segment]
-        self.axes, self.depthwise, self.reshapes = [], [], []
+        self.axes, self.depthwise, self.reshapes, self.cuts = [], [], [], []
         self.index = 0
 
     def run(self) -> ChannelGroups:
@@ -207,22 +214,22 @@ class _Analysis:
             of_root[root] = ChannelGroup(group_id, self.width[root], producers,
                                          list(dict.fromkeys(self.members[root])), list(self.reasons[root]))
             groups.append(of_root[root])
-        return ChannelGroups(groups, self.axes, self.depthwise, self.reshapes,
+        return ChannelGroups(groups, self.axes, self.depthwise, self.reshapes, self.cuts,
                              [n for n in self.graph.nodes if parameter_inputs(n.op)],
                              {key: self.root(key) for key in self.parent}, of_root)
 
 
 # --- handlers: one per kind of op ------------------------------------------------------
 
-def _opaque(an: _Analysis, node):
-    """An op whose channel semantics are unknown: what it reads and makes is frozen."""
-    reason = f"used by {node.op} node '{node.name}'"
+def _opaque(an: _Analysis, node, reason=None):
+    """An op whose channel semantics are unknown (or beyond a layout): what it
+    reads and makes is frozen, for `reason` when one is given."""
     for tensor in node.inputs:
-        an.freeze(an.layout_of(tensor) or [], reason)
+        an.freeze(an.layout_of(tensor) or [], reason or f"used by {node.op} node '{node.name}'")
     for tensor in node.outputs:
         if _rank(tensor) >= 2 and isinstance(tensor.shape[1], int):
             key = an.new_group(tensor.shape[1], origin=tensor.name)
-            an.freeze([Segment(key)], f"produced by {node.op} node '{node.name}'")
+            an.freeze([Segment(key)], reason or f"produced by {node.op} node '{node.name}'")
             an.set_layout(tensor, [Segment(key)])
 
 
@@ -317,7 +324,8 @@ def _elementwise(an: _Analysis, node):
     for other in joined[1:]:
         if [s.block for s in other] != [s.block for s in layout] or \
                 [an.width[an.root(s.group)] for s in other] != [an.width[an.root(s.group)] for s in layout]:
-            return _opaque(an, node)
+            return _opaque(an, node, f"{node.op} '{node.name}' joins channels split into different groups on "
+                                     "each input (a zero-padded or concatenated operand)")
         for a, b in zip(layout, other):
             an.union(a.group, b.group)
     for index, constant in constants:
@@ -332,7 +340,9 @@ def _elementwise(an: _Analysis, node):
 def _pad(an: _Analysis, node):
     pads = _constant(node, 1)
     rank = _rank(node.inputs[0])
-    if pads is None or rank < 2 or pads[1] or pads[rank + 1] or _operand(node, 3) is not None:
+    if pads is not None and rank >= 2 and (pads[1] or pads[rank + 1]):
+        return _opaque(an, node, f"Pad '{node.name}' adds channels (a zero-padded shortcut)")
+    if pads is None or rank < 2 or _operand(node, 3) is not None:
         return _opaque(an, node)
     _pass_through(an, node)
 
@@ -380,7 +390,69 @@ def _reshape(an: _Analysis, node):
         return _pass_through(an, node)
     if _rank(target) == 2 and target.shape[0] == source.shape[0]:
         return _to_features(an, node, reshape=True)
+    if _is_channel_shuffle(node):
+        return _opaque(an, node, f"channel shuffle at Reshape '{node.name}' (Reshape-Transpose-Reshape) "
+                                 "interleaves the channels of its groups")
     _opaque(an, node)
+
+
+def _is_channel_shuffle(node) -> bool:
+    """Reshape [N, C, H, W] -> [N, g, C/g, H, W] read by a Transpose that swaps axes 1 and 2."""
+    source, target = node.inputs[0].shape, node.outputs[0].shape
+    if len(target) != len(source) + 1 or target[0] != source[0] or target[1] * target[2] != source[1] \
+            or list(target[3:]) != list(source[2:]):
+        return False
+    return any(consumer.op == "Transpose" and list(consumer.attrs.get("perm", []))[:3] == [0, 2, 1]
+               for consumer in node.outputs[0].outputs)
+
+
+def _slice(an: _Analysis, node):
+    """Slice with constant bounds: spatial slices keep channels; a step-1
+    slice of the channel axis keeps the segments between its bounds."""
+    layout, rank = an.layout_of(node.inputs[0]), _rank(node.inputs[0])
+    starts, ends = _constant(node, 1), _constant(node, 2)
+    axes = _constant(node, 3) if _operand(node, 3) is not None else np.arange(len(starts if starts is not None else []))
+    steps = _constant(node, 4) if _operand(node, 4) is not None else np.ones(len(axes), np.int64)
+    if layout is None or rank < 2 or starts is None or ends is None or axes is None or steps is None:
+        return _opaque(an, node)
+    axes = [int(a) % rank for a in axes]
+    if 1 not in axes:
+        return _pass_through(an, node)
+    position = axes.index(1)
+    if steps[position] != 1:
+        return _opaque(an, node, f"Slice '{node.name}' steps through the channels by {steps[position]}")
+    width = node.inputs[0].shape[1]
+    start, end = (int(np.clip(b if b >= 0 else b + width, 0, width)) for b in (starts[position], ends[position]))
+    _cut(an, node, position, layout, [start, max(start, end)], keep=[1])
+
+
+def _split(an: _Analysis, node):
+    layout, rank = an.layout_of(node.inputs[0]), _rank(node.inputs[0])
+    if layout is None or rank < 2 or "num_outputs" in node.attrs:
+        return _opaque(an, node)
+    if node.attrs.get("axis", 0) % rank != 1:
+        for out in node.outputs:
+            an.set_layout(out, layout)
+        return None
+    sizes = _constant(node, 1) if _operand(node, 1) is not None else [o.shape[1] for o in node.outputs]
+    if sizes is None:
+        return _opaque(an, node)
+    bounds = [0, *np.cumsum([int(size) for size in sizes])]
+    _cut(an, node, 0, layout, bounds, keep=range(1, len(bounds)))
+
+
+def _cut(an: _Analysis, node, position, layout, bounds, keep):
+    """Split `layout` at the channel offsets `bounds`; part i (between bounds
+    i-1 and i) goes to the next output for each i in `keep`. Part 0 is what
+    lies before the first bound."""
+    ends = np.cumsum([an.width[an.root(s.group)] * s.block for s in layout])
+    if any(b and b not in ends for b in bounds):
+        return _opaque(an, node, f"{node.op} '{node.name}' cuts the channel axis inside a group "
+                                 f"(at channels {', '.join(str(b) for b in bounds if b and b not in ends)})")
+    parts = [[s for s, end in zip(layout, ends) if low < end <= high] for low, high in zip([0, *bounds], bounds)]
+    an.cuts.append((node, position, parts))
+    for out, index in zip(node.outputs, keep):
+        an.set_layout(out, parts[index])
 
 
 def _to_features(an, node, reshape=False):
@@ -431,7 +503,7 @@ _REDUCTIONS = "ReduceMean ReduceMax ReduceMin ReduceSum ReduceL1 ReduceL2 Reduce
 _HANDLERS = {
     "Conv": _conv, "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm,
     "Pad": _pad, "Concat": _concat, "Flatten": _flatten, "Reshape": _reshape, "Resize": _resize,
-    "Squeeze": _squeeze, "Unsqueeze": _squeeze,
+    "Squeeze": _squeeze, "Unsqueeze": _squeeze, "Slice": _slice, "Split": _split,
     **{op: _elementwise for op in _CHANNELWISE},
     **{op: _pass_through for op in _PASS_THROUGH},
     **{op: _reduce for op in _REDUCTIONS},

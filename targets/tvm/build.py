@@ -72,17 +72,26 @@ def prepare(mod, target):
 
 
 def apply_schedules(mod, target, database):
-    """Tuned schedules from `database` (untuned kernels keep their default
-    schedules), then weight layout rewrites folded into the constants."""
+    """Tuned schedules from `database`, ncc's default schedules for every
+    kernel the database does not cover (ncc.targets.tvm.schedules), then
+    weight layout rewrites folded into the constants. Returns the module and
+    {kernel: rule name or None} of the kernels the default schedules took."""
     import tvm
     from tvm import relax
 
+    from ncc.targets.tvm.schedules import default_schedule_pass, kernel_schedules
+
     with target, database:
-        return tvm.transform.Sequential([
+        scheduled = tvm.transform.Sequential([
             relax.transform.MetaScheduleApplyDatabase(),
+            default_schedule_pass(target),
+        ])(mod)
+        report = kernel_schedules(scheduled)
+        return tvm.transform.Sequential([
             relax.transform.SplitLayoutRewritePreproc(),
             relax.transform.FoldConstant(),
-        ])(mod)
+            relax.transform.DeadCodeElimination(),  # the weight repack kernels, folded away, are not shipped
+        ])(scheduled), report
 
 
 def tvm_target(machine: TvmMachine):
@@ -91,13 +100,18 @@ def tvm_target(machine: TvmMachine):
     return tvm.target.Target(machine.spec)
 
 
-def build(mod, machine: TvmMachine, so_path: str, database):
-    """Compile the prepared `mod` with `database`'s schedules into the shared library `so_path`."""
+def build(mod, machine: TvmMachine, so_path: str, selection) -> dict:
+    """Compile the prepared `mod` with the selected records' schedules (and
+    ncc's defaults for the rest) into the shared library `so_path`. Returns
+    {kernel: "tuned" | "default:RULE" | "none"}: which schedule each kernel ran."""
     from tvm import relax
 
     target = tvm_target(machine)
-    executable = relax.build(apply_schedules(mod, target, database), target)
+    scheduled, defaults = apply_schedules(mod, target, selection.database)
+    executable = relax.build(scheduled, target)
     export_library(executable, so_path, machine.cc)
+    sources = {kernel: f"default:{rule}" if rule else "none" for kernel, rule in defaults.items()}
+    return dict(sorted({**sources, **selection.sources}.items()))
 
 
 def export_library(executable, so_path: str, cc: str):

@@ -19,8 +19,9 @@ The bias add, Relu and the requantize (quantize to the next layer's scale)
 that follow are elementwise and fuse into the integer kernel, so the float
 values never reach memory. Padding uses zx, the integer that stands for 0.0.
 A max pool between dequantize and quantize of one scale pools the integers.
-Residual Adds need no rewrite: dequantize, add and quantize are elementwise
-and fuse into one kernel that reads and writes the quantized tensors.
+A residual Add of two quantized tensors (dequantize, add, [Relu,] quantize)
+becomes one elementwise PrimFunc of the two integer tensors (integer_add_pass),
+so that no dequantized float tensor is written between kernels.
 
 It is done on Relax rather than on the ONNX graph because TVM's ONNX
 importer has no converter for ONNX's integer operators (ConvInteger,
@@ -33,14 +34,235 @@ import numpy as np
 
 
 def integer_layers_pass():
-    """A Relax function pass: QDQ-wrapped conv2d and matmul to integer operators."""
+    """Relax passes: QDQ-wrapped conv2d and matmul to integer operators, then
+    residual adds of two quantized tensors to one integer kernel."""
+    import tvm
     from tvm import relax
 
     @relax.transform.function_pass(opt_level=0, name="ncc.QDQToIntegerOps")
     def rewrite(func, _mod, _ctx):
         return _rewrite_function(func)
 
-    return rewrite
+    return tvm.transform.Sequential([rewrite, integer_add_pass(), relax.transform.FoldConstant(),
+                                     fold_requantize_pass(), reciprocal_quantize_pass()],
+                                    name="ncc.IntegerLayers")
+
+
+def fold_requantize_pass():
+    """quantize((float(acc [- offset]) * rescale) + bias, s, z) of an integer
+    layer to clip(round(float(acc) * (rescale / s) + ((bias - offset * rescale) / s + z))):
+    one multiply-add per output in the kernel's epilogue instead of an integer
+    subtract, a multiply, an add, a divide and an add. The constants are folded
+    in float64 and rounded once to float32; an output can differ from the
+    unfolded arithmetic only where the value lies within float32 rounding of a
+    rounding boundary, and then by one step."""
+    from tvm import relax
+    from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
+
+    acc = wildcard()
+    offset = is_const()
+    sub = is_op("relax.subtract")(acc, offset)
+    cast = is_op("relax.astype")(sub | acc)
+    rescale, bias = is_const(), is_const()
+    mul = is_op("relax.multiply")(cast, rescale)
+    add = is_op("relax.add")(mul, bias)
+    pattern = is_op("relax.quantize")(add, is_const(), is_const())
+
+    def rewriter(expr, matches):
+        scale, zero = _value(expr.args[1]), _value(expr.args[2])
+        out_dtype = str(expr.attrs.out_dtype)
+        accumulator = matches[acc]
+        if (scale.size != 1 or zero.size != 1 or out_dtype not in ("uint8", "int8")
+                or str(accumulator.ty.dtype) != "int32" or str(matches[cast].attrs.dtype) != "float32"):
+            return expr
+        s, z = float(scale.reshape(())), float(zero.reshape(()))
+        m = _value(matches[rescale]).astype(np.float64)
+        b = _value(matches[bias]).astype(np.float64)
+        off = _value(matches[offset]).astype(np.float64) if sub in matches else np.zeros((), np.float64)
+        try:
+            mult = np.broadcast_to(m, np.broadcast_shapes(m.shape, off.shape)) / s
+            add_c = (b - off * m) / s + z
+        except ValueError:
+            return expr
+        out_shape = [int(d) for d in expr.ty.shape]
+        if len(np.broadcast_shapes(mult.shape, add_c.shape, tuple(out_shape))) != len(out_shape):
+            return expr
+        lo, hi = (0.0, 255.0) if out_dtype == "uint8" else (-128.0, 127.0)
+        value = relax.op.add(relax.op.multiply(relax.op.astype(accumulator, "float32"),
+                                               relax.const(mult.astype(np.float32))),
+                             relax.const(add_c.astype(np.float32)))
+        return relax.op.astype(relax.op.clip(relax.op.round(value), lo, hi), out_dtype)
+
+    @relax.transform.function_pass(opt_level=0, name="ncc.FoldRequantize")
+    def transform(func, _mod, _ctx):
+        return rewrite_call(pattern, rewriter, func)
+
+    return transform
+
+
+def reciprocal_quantize_pass():
+    """quantize(x, s, z) of a float32 x with a scalar constant s to
+    clip(round(x * (1/s)) + z) cast to the integer type.
+
+    Legalized, relax.quantize divides by s: a vector divide per output in
+    every kernel's epilogue (vdivps: 5+ cycles per 16 values), as costly as the
+    rest of the requantize. A multiply by 1/s differs from the divide by at
+    most one rounding of the float quotient, so an output changes only when x/s
+    lies within an ulp of a rounding boundary, and then by one step, the same
+    multiplier form ONNX Runtime's QLinearConv uses."""
+    from tvm import relax
+    from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
+
+    x = wildcard()
+    pattern = is_op("relax.quantize")(x, is_const(), is_const())
+
+    def rewriter(expr, matches):
+        scale, zero = _value(expr.args[1]), _value(expr.args[2])
+        out_dtype = str(expr.attrs.out_dtype)
+        if (scale.size != 1 or zero.size != 1 or out_dtype not in ("uint8", "int8")
+                or str(matches[x].ty.dtype) != "float32"):
+            return expr
+        lo, hi = (0.0, 255.0) if out_dtype == "uint8" else (-128.0, 127.0)
+        inverse = relax.const(np.float32(1.0) / np.float32(scale.reshape(()).item()), "float32")
+        value = relax.op.round(relax.op.multiply(matches[x], inverse))
+        if int(zero.reshape(())):
+            value = relax.op.add(value, relax.const(np.float32(int(zero.reshape(()))), "float32"))
+        return relax.op.astype(relax.op.clip(value, lo, hi), out_dtype)
+
+    @relax.transform.function_pass(opt_level=0, name="ncc.ReciprocalQuantize")
+    def transform(func, _mod, _ctx):
+        return rewrite_call(pattern, rewriter, func)
+
+    return transform
+
+
+def integer_add_pass():
+    """quantize([relu](dequantize(a) + dequantize(b))) to one elementwise
+    PrimFunc that reads both quantized tensors.
+
+    Left as Relax ops, FuseOps fuses the dequantize of one Add input into the
+    kernel that produced it (a conv), which then writes a float32 tensor that
+    the Add kernel reads back: 4x the bytes of the quantized tensor. As one
+    call_tir of both integer tensors, the dequantize-add-quantize can only be
+    fused whole (into one producer), and every tensor between kernels stays
+    uint8/int8. Its arithmetic is the float arithmetic of the Relax ops it
+    replaces (dequantize, add, quantize as legalized), so results are equal."""
+    import tvm
+    from tvm import relax
+
+    @tvm.ir.transform.module_pass(opt_level=0, name="ncc.IntegerResidualAdd")
+    def transform(mod, _ctx):
+        mutator = _AddMutator(mod)
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gv, mutator.visit_expr(func))
+        return mutator.builder_.get()
+
+    return transform
+
+
+def _make_add_mutator():
+    from tvm import relax, te, tirx
+
+    @relax.expr_functor.mutator
+    class AddMutator(relax.PyExprMutator):
+        def visit_call_(self, call):  # pylint: disable=arguments-renamed
+            call = super().visit_call_(call)
+            matched = _match_quantized_add(call, self.lookup_binding)
+            if matched is None:
+                return call
+            (a, sa, za), (b, sb, zb), relu, (so, zo, out_dtype) = matched
+
+            def qadd(ta, tb):
+                lo, hi = (0.0, 255.0) if out_dtype == "uint8" else (-128.0, 127.0)
+
+                def fn(*i):
+                    fa = tirx.Cast("float32", tirx.Cast("int32", ta(*i)) - za) * tirx.const(sa, "float32")
+                    fb = tirx.Cast("float32", tirx.Cast("int32", tb(*i)) - zb) * tirx.const(sb, "float32")
+                    v = fa + fb
+                    if relu:
+                        v = tirx.max(v, tirx.const(0.0, "float32"))
+                    q = tirx.round(v / tirx.const(so, "float32")) + tirx.const(float(zo), "float32")
+                    q = tirx.max(tirx.min(q, tirx.const(hi, "float32")), tirx.const(lo, "float32"))
+                    return tirx.Cast(out_dtype, q)
+
+                return te.compute(ta.shape, fn, name="quantized_add")
+
+            return self.builder_.call_te(qadd, a, b, primfunc_name_hint="quantized_add")
+
+    return AddMutator
+
+
+def _AddMutator(mod):  # pylint: disable=invalid-name
+    return _make_add_mutator()(mod)
+
+
+def _match_quantized_add(call, lookup):
+    """(a, sa, za), (b, sb, zb), relu, (so, zo, out_dtype) of
+    quantize([relu](add(dequantize(a), dequantize(b)))) with scalar constant
+    scales and zero points, equal integer input shapes; else None."""
+    from tvm import relax
+
+    def op(expr, name):
+        expr = _resolve(expr, lookup)
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm_op()) and expr.op.name == name:
+            return expr
+        return None
+
+    def scalar(expr):
+        expr = _resolve(expr, lookup)
+        if not isinstance(expr, tvm_const()):
+            return None
+        value = expr.value.numpy()
+        return value.reshape(()).item() if value.size == 1 else None
+
+    if not (isinstance(call.op, tvm_op()) and call.op.name == "relax.quantize"):
+        return None
+    so, zo = scalar(call.args[1]), scalar(call.args[2])
+    out_dtype = str(call.attrs.out_dtype)
+    if so is None or zo is None or out_dtype not in ("uint8", "int8"):
+        return None
+    inner, relu = op(call.args[0], "relax.nn.relu"), False
+    if inner is not None:
+        relu, add = True, op(inner.args[0], "relax.add")
+    else:
+        add = op(call.args[0], "relax.add")
+    if add is None:
+        return None
+    sides = []
+    for arg in add.args:
+        dq = op(arg, "relax.dequantize")
+        if dq is None:
+            return None
+        s, z = scalar(dq.args[1]), scalar(dq.args[2])
+        x = dq.args[0]
+        dtype = str(x.ty.dtype)
+        if s is None or z is None or dtype not in ("uint8", "int8"):
+            return None
+        sides.append((x, float(s), int(z)))
+    (a, _, _), (b, _, _) = sides
+    shape_a, shape_b = a.ty.shape, b.ty.shape
+    if shape_a is None or shape_b is None or len(shape_a) != len(shape_b) or any(
+            int(p) != int(q) for p, q in zip(shape_a, shape_b)):
+        return None
+    return sides[0], sides[1], relu, (float(so), int(zo), out_dtype)
+
+
+def _resolve(expr, lookup):
+    from tvm import relax
+
+    while isinstance(expr, relax.Var):
+        bound = lookup(expr)
+        if bound is None:
+            break
+        expr = bound
+    return expr
+
+
+def tvm_op():
+    import tvm
+
+    return tvm.ir.Op
 
 
 def _rewrite_function(func):
@@ -144,3 +366,9 @@ class _Layer:
 
 def _value(constant) -> np.ndarray:
     return constant.value.numpy()
+
+
+def tvm_const():
+    import tvm
+
+    return tvm.ir.expr.Constant

@@ -48,7 +48,7 @@ class TvmTarget(Target):
         target = tvm_build.tvm_target(machine)
         mod = tvm_build.prepare(tvm_build.import_onnx(model), target)
         selection, tuning = self._tune(mod, target, machine, options.target_options, options.seed)
-        tvm_build.build(mod, machine, bundle.path(MODEL_SO), selection.database)
+        schedules = tvm_build.build(mod, machine, bundle.path(MODEL_SO), selection)
         bundle.add_existing(MODEL_SO, "model", f"Relax VM executable for {machine.triple} ({machine.cpu})")
         for source in runtime_libs(self.arch()):
             bundle.add_copy(f"lib/{os.path.basename(source)}", source, "runtime", "TVM runtime library",
@@ -59,7 +59,7 @@ class TvmTarget(Target):
             harness=self.harness.entry(binary="harness/harness", model=MODEL_SO, inputs="harness/inputs.txt",
                                        arch=self.arch(), native=self.native),
             info={"runtime": "tvm-relax-vm", "tvm_target": machine.spec, "linker": machine.cc,
-                  "versions": versions(), "tuning": tuning,
+                  "versions": versions(), "tuning": tuning, "schedules": schedules,
                   "deterministic": "model.so and the harness binary are byte-identical for identical "
                                    "compiles with the same tuning records"})
 
@@ -69,12 +69,15 @@ class TvmTarget(Target):
         if trials and not self.native and not options.rpc_tracker:
             raise UsageError(f"--tune-trials for {self.name} needs the board (--rpc-tracker and --rpc-key); "
                              f"or apply a database tuned elsewhere with --tuning-db")
-        database = tvm_tuning.open_database(given or tvm_tuning.default_database_dir(machine), create=bool(trials))
+        folder = given or tvm_tuning.default_database_dir(machine)
+        database = tvm_tuning.open_database(folder, create=bool(trials))
+        defaults = tvm_tuning.open_database(folder, create=bool(trials), prefix=tvm_tuning.DEFAULTS)
         tasks = 0
         if trials:
             runner = tvm_tuning.rpc_runner(options.rpc_tracker, options.rpc_key) if options.rpc_tracker else None
-            tasks = tvm_tuning.tune(mod, target, database, trials, cc=machine.cc, runner=runner, seed=seed)
-        selection = tvm_tuning.select_records(database, mod, target)
+            tasks = tvm_tuning.tune(mod, target, database, trials, cc=machine.cc, runner=runner, seed=seed,
+                                    defaults=defaults)
+        selection = tvm_tuning.select_records(database, mod, target, defaults)
         measured = f"RPC key {options.rpc_key} via {options.rpc_tracker}" if options.rpc_tracker else "this machine"
         return selection, {
             "database": "given" if given else "cache", "trials": trials, "tasks_tuned": tasks,

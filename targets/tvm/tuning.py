@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ncc.core.errors import ToolchainError, UsageError
 
@@ -30,6 +30,10 @@ TUNED_OPS = ("conv2d", "matmul", "dense")  # where the time goes; pooling and re
 # finds nearly as good candidates per measured trial
 SEARCH = {"population_size": 128, "init_min_unmeasured": 32, "genetic_num_iters": 2}
 TUNING_PACKAGES = ("xgboost", "cloudpickle", "psutil")
+# ncc's default schedules, measured when a kernel is tuned, live in a database of their own:
+# MetaSchedule's search replays its database's best records onto its design space, and that
+# replay fails on the defaults' weight-layout rewrites (parallel_for_dynamic ... initial_indices)
+DEFAULTS = "ncc_default"
 
 
 def cache_dir() -> str:
@@ -41,11 +45,13 @@ def default_database_dir(machine) -> str:
     return os.path.join(cache_dir(), "tuning", f"{machine.triple.split('-')[0]}-{machine.cpu}")
 
 
-def open_database(folder: str, create: bool):
+def open_database(folder: str, create: bool, prefix: str = "database"):
+    """MetaSchedule's JSON database in `folder`; prefix DEFAULTS opens the one
+    beside it that holds ncc's measured default schedules."""
     from tvm.s_tir import meta_schedule as ms
 
-    workloads = os.path.join(folder, "database_workload.json")
-    records = os.path.join(folder, "database_tuning_record.json")
+    workloads = os.path.join(folder, f"{prefix}_workload.json")
+    records = os.path.join(folder, f"{prefix}_tuning_record.json")
     if not create and not os.path.exists(records):
         return None
     try:
@@ -64,39 +70,53 @@ class Selection:
     database: object  # a MemoryDatabase holding one record per kernel
     tuned_for: dict  # "triple/cpu" -> number of this module's kernels scheduled by records tuned there
     kernels: int  # kernels in the module
+    sources: dict = field(default_factory=dict)  # kernel -> "tuned", or "default:RULE" where the record is ncc's own
 
 
-def select_records(database, mod, target) -> Selection:
-    """The records `mod`'s kernels get, preferring those tuned for `target`'s machine."""
+def select_records(database, mod, target, defaults=None) -> Selection:
+    """The records `mod`'s kernels get, preferring those tuned for `target`'s
+    machine, and among those the fastest, ncc's measured default schedules
+    (`defaults`) included: a tuned schedule is taken only where it measured faster."""
     import tvm
     from tvm.s_tir import meta_schedule as ms
     from tvm_ffi.structural import structural_hash
 
     own = _machine_of(target)
     best = {}
-    for record in (database.get_all_tuning_records() if database is not None else []):
+    records = [(record, "tuned") for record in (database.get_all_tuning_records() if database is not None else [])]
+    records += [(record, "default") for record in (defaults.get_all_tuning_records() if defaults is not None else [])]
+    for record, source in records:
         seconds = [float(s) for s in (record.run_secs or [])]
         if not seconds or not all(math.isfinite(s) and s < 1e9 for s in seconds):
             continue
         key = structural_hash(record.workload.mod)
         rank = (_machine_of(record.target) != own, sum(seconds) / len(seconds))
         if key not in best or rank < best[key][0]:
-            best[key] = (rank, record)
+            best[key] = (rank, record, source)
     chosen = ms.database.MemoryDatabase()
-    tuned_for, kernels = {}, 0
-    for _gv, func in mod.functions.items():
+    tuned_for, kernels, sources = {}, 0, {}
+    for gv, func in mod.functions.items():
         if not isinstance(func, tvm.tirx.PrimFunc):
             continue
         kernels += 1
         key = structural_hash(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}))
         if key in best:
-            record = best[key][1]
+            _rank, record, source = best[key]
             workload = chosen.commit_workload(record.workload.mod)
             chosen.commit_tuning_record(ms.database.TuningRecord(
                 record.trace, workload, record.run_secs, record.target, record.args_info))
-            where = "/".join(_machine_of(record.target))
-            tuned_for[where] = tuned_for.get(where, 0) + 1
-    return Selection(chosen, dict(sorted(tuned_for.items())), kernels)
+            sources[gv.name_hint] = _default_rule(record, target) if source == "default" else "tuned"
+            if sources[gv.name_hint] == "tuned":
+                where = "/".join(_machine_of(record.target))
+                tuned_for[where] = tuned_for.get(where, 0) + 1
+    return Selection(chosen, dict(sorted(tuned_for.items())), kernels, dict(sorted(sources.items())))
+
+
+def _default_rule(record, target) -> str:
+    from ncc.targets.tvm.schedules import schedule_for
+
+    scheduled = schedule_for(record.workload.mod["main"], target)
+    return f"default:{scheduled[1] if scheduled else 'unknown'}"
 
 
 def check_tuning_packages():
@@ -138,7 +158,7 @@ def _register_cpu_intrinsics():
 
 
 def tune(mod, target, database, trials: int, cc: str = "g++", runner=None, seed: int = 0,
-         progress: bool = True) -> int:
+         progress: bool = True, defaults=None) -> int:
     """Tune `mod`'s kernels for `target` with `trials` measured candidates in
     all, committing every measurement to `database`; candidates are linked by
     `cc` and measured by `runner` (default: here). Returns the number of tasks."""
@@ -150,7 +170,12 @@ def tune(mod, target, database, trials: int, cc: str = "g++", runner=None, seed:
                  if any(op in task.task_name for op in TUNED_OPS)]
     if not extracted:
         return 0
+    builder = ms.builder.LocalBuilder(f_build=build_candidate, f_export=functools.partial(export_candidate, cc=cc),
+                                      timeout_sec=BUILD_TIMEOUT_S)
+    runner = runner or ms.runner.Runner.create("local")
     with tempfile.TemporaryDirectory(prefix="ncc-tune-") as work_dir, _quiet_meta_schedule():
+        if defaults is not None:
+            commit_default_records(extracted, target, defaults, builder, runner)
         tasks, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
             extracted, work_dir, strategy=ms.search_strategy.EvolutionarySearch(**SEARCH), seed=seed)
         per_iter = max(1, min(MAX_TRIALS_PER_ITER, trials // len(tasks)))
@@ -159,11 +184,43 @@ def tune(mod, target, database, trials: int, cc: str = "g++", runner=None, seed:
             ms.tune.tune_tasks(
                 tasks=tasks, task_weights=weights, work_dir=work_dir, max_trials_global=trials,
                 max_trials_per_task=max(per_iter, math.ceil(trials / len(tasks))), num_trials_per_iter=per_iter,
-                builder=ms.builder.LocalBuilder(f_build=build_candidate, f_export=functools.partial(
-                    export_candidate, cc=cc), timeout_sec=BUILD_TIMEOUT_S),
-                runner=runner or "local", database=database,
+                builder=builder, runner=runner, database=database,
                 measure_callbacks=callbacks + ([_progress_callback(bar)] if bar else []))
     return len(tasks)
+
+
+def commit_default_records(extracted, target, database, builder, runner) -> int:
+    """Measure ncc's default schedule of every task's kernel with the tuning
+    builder and runner (as every candidate is), and commit it to `database`
+    (the DEFAULTS one): a build then takes a tuned record only where one
+    measured faster. Returns the number of records committed."""
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+    from tvm.s_tir.meta_schedule.database import TuningRecord
+    from tvm.s_tir.meta_schedule.runner import RunnerInput
+
+    from ncc.targets.tvm.schedules import schedule_for
+
+    committed = 0
+    for task in extracted:
+        workload = task.dispatched[0]
+        scheduled = schedule_for(workload["main"], target)
+        if scheduled is None:
+            continue
+        sch, _rule = scheduled
+        (built,) = builder.build([BuilderInput(sch.mod, target)])
+        if built.error_msg:
+            continue
+        args = ArgInfo.from_entry_func(sch.mod, remove_preproc=True)  # the weights as the schedule packs them
+        device = "cpu" if target.kind.name == "llvm" else target.kind.name
+        (future,) = runner.run([RunnerInput(built.artifact_path, device, args)])
+        result = future.result()
+        if result.error_msg or not result.run_secs:
+            continue
+        database.commit_tuning_record(TuningRecord(sch.trace, database.commit_workload(workload),
+                                                   result.run_secs, target, args))
+        committed += 1
+    return committed
 
 
 def build_candidate(mod, target, _params):

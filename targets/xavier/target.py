@@ -25,7 +25,7 @@ import click
 import onnx
 
 from ncc.core.errors import CompileError, UsageError
-from ncc.passes import ort_quantize
+from ncc.passes import HardActivations, ort_quantize
 from ncc.runtime_harness.harnesses import HARNESS_DIR, TENSORRT
 from ncc.targets.base import EmitResult, Target, TargetOptions, option
 from ncc.targets.xavier.tensorrt_support import TENSORRT_VERSION, check_tensorrt_support
@@ -90,6 +90,10 @@ class XavierTarget(Target):
     quant_flavor = "tensorrt"
     options_type = XavierOptions
     harness = TENSORRT
+
+    def passes(self, options):
+        # TensorRT 8.5's ONNX parser has HardSigmoid but no HardSwish
+        return {"fold": [HardActivations()]}
 
     def check_supported(self, model):
         check_tensorrt_support(model, self.name)

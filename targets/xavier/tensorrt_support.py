@@ -2,11 +2,11 @@
 JetPack 5.1.x on the Jetson AGX Xavier) accepts, as a data table, and the
 per-op restrictions that matter for CNNs.
 
-The table follows onnx-tensorrt's docs/operators.md for TensorRT 8.5 as ncc's
-authors know it (it was written without network access to that file). Ops
-whose 8.5 status is uncertain are left out on purpose (GridSample and
-LayerNormalization arrived with 8.6): refusing a model here costs a clear error,
-accepting one the board's parser rejects costs a failed build.sh there.
+The table is the "Y" rows of onnx-tensorrt 8.5's docs/operators.md (a test
+compares them when ../shared/reference holds that file); the restrictions are
+that file's Restrictions column for the ops a CNN uses. Where it says an
+operand "must be an initializer", onnx-tensorrt takes any weights, and a
+Constant node's output is weights to it, so both count as constant here.
 """
 
 import numpy as np
@@ -24,19 +24,19 @@ SUPPORTED_OPS = frozenset("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool
 BatchNormalization Cast Ceil Celu Clip Concat Constant ConstantOfShape Conv
 ConvTranspose Cos Cosh CumSum DepthToSpace DequantizeLinear Div Dropout Einsum
-Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND
-Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GRU
-HardSigmoid HardSwish Identity If ImageScaler InstanceNormalization IsInf IsNaN
-LeakyRelu Less LessOrEqual Log LogSoftmax Loop LpNormalization LpPool LRN LSTM
-MatMul Max MaxPool Mean MeanVarianceNormalization Min Mod Mul Neg
-NonMaxSuppression NonZero Not OneHot Or Pad ParametricSoftplus Pow PRelu
-QuantizeLinear RandomNormal RandomNormalLike RandomUniform RandomUniformLike
-Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax
-ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize
-ReverseSequence RNN RoiAlign Round ScaledTanh Scan Scatter ScatterElements
-ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus
-Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile
-TopK Transpose Trilu Unsqueeze Upsample Where Xor
+Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather GatherElements
+GatherND Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater
+GreaterOrEqual GridSample HardSigmoid Identity If ImageScaler
+InstanceNormalization IsNaN LRN LSTM LeakyRelu Less LessOrEqual Log LogSoftmax
+Loop LpNormalization LpPool MatMul Max MaxPool Mean MeanVarianceNormalization
+Min Mul Neg NonMaxSuppression NonZero Not Or PRelu Pad ParametricSoftplus Pow
+QuantizeLinear RNN RandomNormal RandomNormalLike RandomUniform
+RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum
+ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum
+ReduceSumSquare Relu Reshape Resize ReverseSequence RoiAlign Round ScaledTanh
+Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh
+Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum
+Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
 """.split())
 
 # element types TensorRT 8.5 has no tensors of (int64 is narrowed to int32 by the parser)
@@ -67,12 +67,45 @@ def _qdq_restriction(node, constants) -> str | None:
     return None
 
 
-def _restriction(node, constants) -> str | None:
+# operand index -> its name, for the ops whose operand must be constant
+CONSTANT_OPERANDS = {"Slice": {3: "axes"}, "Squeeze": {1: "axes"}, "Unsqueeze": {1: "axes"},
+                     "InstanceNormalization": {1: "scale", 2: "B"}, "CumSum": {1: "axis"}, "TopK": {1: "K"}}
+POOLS = ("AveragePool", "MaxPool")
+RESIZE_MODES = (b"nearest", b"linear")
+RESIZE_TRANSFORMS = (b"half_pixel", b"pytorch_half_pixel", b"tf_half_pixel_for_nn", b"asymmetric", b"align_corners")
+RESIZE_NEAREST = (b"floor", b"ceil", b"round_prefer_floor", b"round_prefer_ceil")
+
+
+def _constant_operand(node, constants) -> str | None:
+    for index, operand in CONSTANT_OPERANDS.get(node.op_type, {}).items():
+        if index < len(node.input) and node.input[index] and node.input[index] not in constants:
+            return f"its {operand} must be an initializer"
+    return None
+
+
+def _resize_restriction(attrs) -> str | None:
+    for name, allowed, default in (("mode", RESIZE_MODES, b"nearest"),
+                                   ("coordinate_transformation_mode", RESIZE_TRANSFORMS, b"half_pixel"),
+                                   ("nearest_mode", RESIZE_NEAREST, b"round_prefer_floor")):
+        value = attrs.get(name, default)
+        if value not in allowed:
+            return f"{name} '{value.decode()}' is not supported (only {', '.join(v.decode() for v in allowed)})"
+    return None
+
+
+def _restriction(node, constants, ranks) -> str | None:
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
         return _qdq_restriction(node, constants)
     if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
         return "its Indices output is not supported"
-    return None
+    if node.op_type in POOLS and len(attrs.get("kernel_shape", [])) not in (2, 3):
+        return f"{len(attrs.get('kernel_shape', []))}D pooling (TensorRT pools in 2D or 3D only)"
+    if node.op_type == "Resize":
+        return _resize_restriction(attrs)
+    if node.op_type == "InstanceNormalization" and not 3 <= ranks.get(node.input[0], 4) <= 5:
+        return f"its input has rank {ranks[node.input[0]]} (TensorRT takes 3 to 5)"
+    return _constant_operand(node, constants)
 
 
 def unsupported(model: onnx.ModelProto) -> list[str]:
@@ -89,13 +122,16 @@ def unsupported(model: onnx.ModelProto) -> list[str]:
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             constants[node.output[0]] = node.attribute[0].t
+    ranks = {value.name: len(value.type.tensor_type.shape.dim)
+             for value in (*model.graph.input, *model.graph.value_info, *model.graph.output)
+             if value.type.tensor_type.HasField("shape")}
     for index, node in enumerate(model.graph.node):
         if node.domain not in STANDARD_DOMAINS:
             found.append(f"{node.op_type} (node '{_name(node, index)}', custom domain '{node.domain}')")
         elif node.op_type not in SUPPORTED_OPS:
             found.append(f"{node.op_type} (node '{_name(node, index)}')")
         else:
-            problem = _restriction(node, constants)
+            problem = _restriction(node, constants, ranks)
             if problem:
                 found.append(f"{node.op_type} (node '{_name(node, index)}': {problem})")
     return found

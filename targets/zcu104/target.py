@@ -23,7 +23,7 @@ import onnx
 
 from ncc.core.errors import CompileError, ToolchainError, UsageError
 from ncc.core.interrupts import run_tool
-from ncc.passes import BatchNormToDepthwise
+from ncc.passes import BatchNormToDepthwise, HardActivations
 from ncc.runtime_harness.harnesses import VART
 from ncc.targets.base import EmitResult, Target
 from ncc.targets.zcu104 import dpu_arch, dpu_estimate, dpu_partition
@@ -124,8 +124,8 @@ class Zcu104Target(Target):
     harness = VART
 
     def passes(self, options):
-        # XIR has no batchnorm op the DPU runs; its depthwise engine does
-        return {"fold": [BatchNormToDepthwise()]}
+        # XIR has no batchnorm op the DPU runs, its depthwise engine does; hard activations as its ALU has them
+        return {"fold": [BatchNormToDepthwise(), HardActivations()]}
 
     def check_supported(self, model):
         _require_int8(model)

@@ -8,9 +8,16 @@ definitions (`conv2d` kernel/stride/dilation as {w, h}, pad as {left, right,
 top, bottom}, pad_mode FLOOR as PyTorch exports; weights OHWI, depthwise
 weights [1, kh, kw, C]).
 
-What ONNX has and XIR cannot express (grouped convolutions other than
-depthwise, auto_pad, transposes...) is refused naming the node; what XIR
-expresses but the DPU does not run is left to ncc.targets.zcu104.dpu_partition.
+XIR 2.5's conv2d has no group: a grouped convolution other than depthwise
+(ResNeXt's) becomes one conv2d whose weight is block-diagonal (zero between
+groups), which computes the same, exactly in int8, and on the B4096's 16 x 16
+channel array costs ceil(C_in / 16) x ceil(C_out / 16) passes per pixel block:
+fewer than per-group convolutions while groups are under 16 channels wide, up
+to `group` times the MACs when they are wider. HardSigmoid with alpha 1/6 and
+beta 1/2 is XIR's hard-sigmoid (the hard-activations pass brings exporters'
+forms to it). What ONNX has and XIR cannot express (auto_pad, transposes...)
+is refused naming the node; what XIR expresses but the DPU does not run is
+left to ncc.targets.zcu104.dpu_partition.
 """
 
 import math
@@ -65,6 +72,19 @@ def fix_point(scale: float) -> int:
 
 def attributes(node) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def block_diagonal(w: np.ndarray, group: int) -> np.ndarray:
+    """A grouped convolution's OIHW weight as the dense one computing the same:
+    output channel o reads only its group's input channels, zero elsewhere."""
+    if group == 1:
+        return w
+    out_channels, per_group = w.shape[:2]
+    dense = np.zeros((out_channels, per_group * group, *w.shape[2:]), w.dtype)
+    for o in range(out_channels):
+        g = o // (out_channels // group)
+        dense[o, g * per_group:(g + 1) * per_group] = w[o]
+    return dense
 
 
 def nhwc(shape: list) -> list:
@@ -238,12 +258,10 @@ class _Lowering:
         group = int(attrs.get("group", 1))
         out_channels, _, kh, kw = w.shape
         in_channels = self.shapes.get(node.input[0], [0, 0])[1]
-        if group == 1:
-            kind, layout = "conv2d", w.transpose(0, 2, 3, 1)  # OIHW -> OHWI
-        elif group == in_channels == out_channels:
+        if group == in_channels == out_channels and group > 1:
             kind, layout = "depthwise-conv2d", w.transpose(1, 2, 3, 0)  # [C,1,kh,kw] -> [1,kh,kw,C]
         else:
-            return f"grouped convolution (group={group}) other than depthwise has no XIR op"
+            kind, layout = "conv2d", block_diagonal(w, group).transpose(0, 2, 3, 1)  # OIHW -> OHWI
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
         strides = list(attrs.get("strides", [1, 1]))
         dilations = list(attrs.get("dilations", [1, 1]))
@@ -330,6 +348,12 @@ class _Lowering:
     def _HardSwish(self, node):
         return self._activation(node, "hard-swish")
 
+    def _HardSigmoid(self, node):
+        attrs = attributes(node)
+        if not (math.isclose(attrs.get("alpha", 0.2), 1 / 6, rel_tol=1e-6) and attrs.get("beta", 0.5) == 0.5):
+            return "alpha and beta other than 1/6 and 1/2 (XIR's hard-sigmoid is relu6(x + 3) / 6)"
+        return self._activation(node, "hard-sigmoid")
+
     def _LeakyRelu(self, node):
         return self._activation(node, "leaky-relu", {"alpha": float(attributes(node).get("alpha", 0.01))})
 
@@ -390,6 +414,16 @@ class _Lowering:
         return None
 
     _Identity = _Dropout = _alias
+
+    def _Slice(self, node):
+        """A Slice keeping the whole tensor (GhostNet's cut of a concat back to
+        the width it already has) is no op; any other would be a strided_slice,
+        which is not lowered here."""
+        shape = self.shapes.get(node.input[0], [])
+        steps = self.constants.get(node.input[4]) if len(node.input) > 4 and node.input[4] else None
+        if shape and shape == self.shapes.get(node.output[0]) and (steps is None or np.all(steps == 1)):
+            return self._alias(node)
+        return "it keeps part of its input (XIR's strided_slice is not lowered here)"
 
 
 def lower(model: onnx.ModelProto, name: str = "model") -> XirGraph:

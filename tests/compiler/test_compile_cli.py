@@ -165,3 +165,10 @@ def test_cli_as_a_subprocess(tmp_path):
     failed = subprocess.run([*ncc, "compile", path, "-o", tmp_path / "b",
                             "--target", "onnxruntime"], capture_output=True, text=True)
     assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr
+
+
+def test_onnx_function_ops_run_on_onnxruntime(tmp_path):
+    """ONNX Runtime has no HardSwish kernel; it inlines the op's ONNX function body."""
+    model = make_model([helper.make_node("HardSwish", ["x"], ["y"], name="hswish")])
+    result = invoke("compile", save(model, tmp_path), "-o", tmp_path / "out", "--target", "onnxruntime")
+    assert result.exit_code == 0, result.output

@@ -153,3 +153,37 @@ def test_a_pool_larger_than_its_input_is_refused(tmp_path):
     onnx.checker.check_model(model, full_check=True)
     with pytest.raises(CompileError, match=r"tensor 'y' \(output of MaxPool 'pool'\) would have shape \[1, 1, 1, -1\]"):
         load_model(save(model, tmp_path))
+
+
+def _channel_split_model():
+    """y = relu(x[:, :C // 2]) with C read from x's shape, as torch.onnx exports
+    `x.chunk(2, 1)` under a dynamic batch: Div is beyond ONNX's data propagation."""
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Gather", ["shape", "one"], ["channels"], axis=0),
+             helper.make_node("Div", ["channels", "two"], ["half"]),
+             helper.make_node("Unsqueeze", ["half", "zero"], ["end"]),
+             helper.make_node("Slice", ["x", "zero", "end", "axes"], ["split"], name="split"),
+             helper.make_node("Relu", ["split"], ["y"])]
+    constants = {"one": np.array(1), "two": np.array(2), "zero": np.array([0]), "axes": np.array([1])}
+    return make_model(nodes, constants, inputs={"x": ["N", 4, 2, 2]}, outputs={"y": ["N", "C", 2, 2]})
+
+
+def test_shape_subgraphs_are_folded_with_the_fixed_input_shape(tmp_path):
+    import onnxruntime as ort
+
+    model = _channel_split_model()
+    loaded = load_model(save(model, tmp_path))
+    assert _dims(loaded.graph.output[0]) == [1, 2, 2, 2]
+    assert "Shape" not in {node.op_type for node in loaded.graph.node}
+    x = np.random.default_rng(0).standard_normal((1, 4, 2, 2)).astype(np.float32)
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_array_equal(run(loaded)[0], run(model)[0])
+
+
+def test_a_tensor_shaped_by_input_values_is_refused_naming_it_and_its_producer(tmp_path):
+    nodes = [helper.make_node("Reshape", ["x", "target"], ["reshaped"], name="view"),
+             helper.make_node("Relu", ["reshaped"], ["y"])]
+    model = make_model(nodes, outputs={"y": [1, 192]})
+    model.graph.input.append(helper.make_tensor_value_info("target", TensorProto.INT64, [2]))
+    with pytest.raises(CompileError, match=r"^tensor 'reshaped' \(output of Reshape 'view'\) has no static shape"):
+        load_model(save(model, tmp_path))

@@ -108,3 +108,61 @@ def test_zoo_groups_count_parameters_exactly(zoo_onnx, name, dataset):
     assert [g.frozen for g in frozen] == [["graph input 'input'"], ["graph output 'logits'"]]
     expected = {"vgg11": 8, "mobilenetv2": 25, "resnet50": 37}[name]
     assert len(groups.scalable) == expected
+
+
+def _cut_model(cut_nodes, cut_width):
+    """c1 (4) and c2 (6) concatenated, cut by `cut_nodes` into "part" (`cut_width` channels), then c3."""
+    return build([conv("c1", "x", "a", 3, 4), conv("c2", "x", "b", 3, 6),
+                  helper.make_node("Concat", ["a", "b"], ["cat"], axis=1), *cut_nodes,
+                  conv("c3", "part", "y", cut_width, 3)], {"y": [1, 3, 8, 8]})
+
+
+def _slice(start, end):
+    return (helper.make_node("Slice", ["cat", "starts", "ends", "axes"], ["part"], name="cut"),
+            {"starts": np.array([start]), "ends": np.array([end]), "axes": np.array([1])})
+
+
+def _scaled_half(model):
+    from ncc.compiler.pass_manager import PassManager
+    from ncc.passes import ScaleChannels
+    from ncc.passes.base import PassContext
+
+    return PassManager([ScaleChannels("uniform", 0.5)]).run(model, PassContext())
+
+
+@pytest.mark.parametrize("cut,width,kept", [
+    ([_slice(4, 10)], 6, ["c2"]),  # a ShuffleNet-style split's second half
+    ([_slice(0, 2**62)], 10, ["c1", "c2"]),  # GhostNet's cut back to the concatenated width
+    ([(helper.make_node("Split", ["cat", "sizes"], ["first", "part"], name="cut", axis=1),
+       {"sizes": np.array([4, 6])}), helper.make_node("Relu", ["first"], ["unused"])], 6, ["c2"]),
+])
+def test_a_channel_cut_on_group_boundaries_keeps_those_groups_and_scales(cut, width, kept):
+    from ncc.core import numerics
+
+    model = _cut_model(cut, width)
+    groups = groups_of(model)
+    consumer = [a for a in groups.axes if a.node.name == "c3" and a.role == IN][0]
+    assert [groups.group(s.group).id for s in consumer.segments] == kept
+    assert {g.id for g in groups.scalable} == {"c1", "c2"}
+    scaled = _scaled_half(model)
+    weights = {init.name: init.dims for init in scaled.graph.initializer}
+    c3 = next(node for node in scaled.graph.node if node.name == "c3")
+    assert weights[c3.input[1]][1] == width // 2
+    assert numerics.run(scaled, numerics.random_inputs(scaled))[0].shape == (1, 3, 8, 8)
+
+
+def test_a_channel_slice_inside_a_group_freezes_it_saying_where():
+    groups = by_id(groups_of(_cut_model([_slice(0, 7)], 7)))
+    assert groups["c2"].frozen == ["Slice 'cut' cuts the channel axis inside a group (at channels 7)"]
+    assert groups["c1"].frozen == groups["c2"].frozen
+
+
+def test_a_channel_shuffle_freezes_its_groups_with_the_reason():
+    shuffle = [(helper.make_node("Reshape", ["cat", "split_shape"], ["grouped"], name="shuffle"),
+                {"split_shape": np.array([1, 2, 5, 8, 8])}),
+               helper.make_node("Transpose", ["grouped"], ["swapped"], perm=[0, 2, 1, 3, 4]),
+               (helper.make_node("Reshape", ["swapped", "flat_shape"], ["part"]),
+                {"flat_shape": np.array([1, 10, 8, 8])})]
+    groups = by_id(groups_of(_cut_model(shuffle, 10)))
+    reason = "channel shuffle at Reshape 'shuffle' (Reshape-Transpose-Reshape) interleaves the channels of its groups"
+    assert groups["c1"].frozen == [reason] and groups["c2"].frozen == [reason]

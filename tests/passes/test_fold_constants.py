@@ -18,7 +18,7 @@ def test_folds_shape_arithmetic_of_a_flatten_written_as_reshape():
         outputs={"y": [1, 4]})
     folded, records = apply_passes(model, FoldConstants())
     assert ops(folded) == ["Reshape", "MatMul"]
-    assert records[0].stats["nodes_folded"] == 5
+    assert records[0].stats["nodes_folded"] == 1  # the weight's Mul; loading folded the shape arithmetic
     assert records[0].verified["max_rel_error"] <= 1e-5
     weights = {init.name: init for init in folded.graph.initializer}
     assert len(weights) == 2

@@ -20,11 +20,11 @@ INTEGER = {"int8", "uint8"}
 def int8_bundle(tmp_path_factory, zoo_onnx):
     folder = tmp_path_factory.mktemp("int8")
 
-    def get(model, target):
-        out = folder / f"{model}-{target}"
+    def get(model, target, ratio=0.25):
+        out = folder / f"{model}-{target}-{ratio}"
         if not out.exists():
             result = invoke("compile", zoo_onnx(model), "-o", out, "--target", target, "--quantize", "int8",
-                            "--calib-samples", "8", "--scale", "uniform:0.25")
+                            "--calib-samples", "8", "--scale", f"uniform:{ratio}")
             assert result.exit_code == 0, result.output
         return out
 
@@ -40,13 +40,14 @@ def output_step(model: onnx.ModelProto) -> float:
     return float(onnx.numpy_helper.to_array(scale))
 
 
-@pytest.mark.parametrize("model,target", [
-    ("vgg11", "host"),
-    ("resnet50", "host"),
-    pytest.param("mobilenetv2", "cortex-a72", marks=needs_cross),
+@pytest.mark.parametrize("model,target,ratio", [
+    *[(model, "host", ratio) for model in ("vgg11", "mobilenetv2", "resnet50") for ratio in (0.25, 0.5, 0.75, 1)],
+    pytest.param("vgg11", "cortex-a72", 0.5, marks=needs_cross),
+    pytest.param("mobilenetv2", "cortex-a72", 0.25, marks=needs_cross),
+    pytest.param("resnet50", "cortex-a72", 0.25, marks=needs_cross),
 ])
-def test_int8_bundle_equals_onnxruntime_qdq_within_one_step(int8_bundle, tmp_path, model, target):
-    bundle = int8_bundle(model, target)
+def test_int8_bundle_equals_onnxruntime_qdq_within_one_step(int8_bundle, tmp_path, model, target, ratio):
+    bundle = int8_bundle(model, target, ratio)
     x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     result = invoke("run", bundle, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
@@ -82,3 +83,19 @@ def test_no_float_convolution_remains_in_an_int8_model(int8_bundle, model):
     for gvar, func in prepared.functions.items():
         if isinstance(func, tirx.PrimFunc) and ("conv2d" in gvar.name_hint or "matmul" in gvar.name_hint):
             assert "int8" in {str(p.dtype) for p in func.params}, gvar.name_hint
+
+
+@pytest.mark.parametrize("model", ["resnet50", "mobilenetv2"])
+def test_residual_adds_read_quantized_tensors(int8_bundle, model):
+    """A residual Add is one integer kernel of both quantized tensors: no kernel
+    hands a float32 tensor to the next except in the head (last conv, global
+    pool, classifier: the last four calls)."""
+    from ncc.targets.tvm import build as tvm_build
+    from ncc.targets.tvm.host import HostTarget
+
+    qdq = onnx.load(int8_bundle(model, "host") / "model.onnx")
+    prepared = tvm_build.prepare(tvm_build.import_onnx(qdq), tvm_build.tvm_target(HostTarget().machine()))
+    calls = [line for line in prepared["main"].script().splitlines() if "R.call_tir(" in line]
+    assert sum("quantized_add" in line for line in calls) > 0
+    floats = [i for i, line in enumerate(calls) if 'dtype="float32"' in line.split("out_ty")[-1]]
+    assert floats and all(i >= len(calls) - 4 for i in floats), [calls[i][:100] for i in floats]

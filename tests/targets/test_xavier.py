@@ -20,7 +20,7 @@ from cli_helpers import assert_one_line_error, invoke
 from ncc.passes import qdq_invariants
 from ncc.passes.quant_flavors import FLAVORS
 from ncc.targets import get_target
-from ncc.targets.xavier.tensorrt_support import unsupported
+from ncc.targets.xavier.tensorrt_support import SUPPORTED_OPS, unsupported
 from ncc.targets.xavier.target import CACHE_HEADER, activation_scales
 from onnx import helper
 from onnx_builders import make_model, save
@@ -104,6 +104,69 @@ def test_what_tensorrt_8_5_cannot_parse_is_refused_naming_the_node(tmp_path, cha
                   helper.make_node("DequantizeLinear", ["q8", "s", "z"], ["u"], name="dq")]
     model = make_model(nodes, inits, outputs={"u": None}, opset=opset, extra_opsets=extra)
     assert any(fragment in problem for problem in unsupported(model)), unsupported(model)
+
+
+OPERATORS_MD = REPO.parent / "shared" / "reference" / "onnx-tensorrt-8.5" / "operators.md"
+
+
+@pytest.mark.skipif(not OPERATORS_MD.exists(), reason=f"onnx-tensorrt 8.5's operators.md not found at {OPERATORS_MD}")
+def test_the_op_table_is_onnx_tensorrt_8_5s_own():
+    rows = [line.split("|") for line in OPERATORS_MD.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| Operator")]
+    assert SUPPORTED_OPS == {row[1].strip() for row in rows if row[2].strip() == "Y"}
+
+
+def one_node(op, inputs, inits=None, **attrs):
+    """x (1x3x8x8) -> op -> u, with `inits` as initializers."""
+    return make_model([helper.make_node(op, inputs, ["u"], name="n", **attrs)], inits or {}, outputs={"u": None})
+
+
+@pytest.mark.parametrize("model,fragment", [
+    (one_node("HardSwish", ["x"]), "HardSwish (node 'n')"),
+    (one_node("Resize", ["x", "", "scales"], {"scales": np.array([1, 1, 2, 2], np.float32)}, mode="cubic"),
+     "Resize (node 'n': mode 'cubic' is not supported (only nearest, linear))"),
+    (one_node("Resize", ["x", "roi", "scales"], {"scales": np.array([1, 1, 2, 2], np.float32),
+                                                   "roi": np.zeros(8, np.float32)},
+              coordinate_transformation_mode="tf_crop_and_resize"),
+     "Resize (node 'n': coordinate_transformation_mode 'tf_crop_and_resize' is not supported"),
+    (one_node("Resize", ["x", "", "scales"], {"scales": np.array([1, 1, 2, 2], np.float32)},
+              nearest_mode="banker"), "nearest_mode 'banker' is not supported"),
+    (one_node("Slice", ["x", "starts", "ends", "computed_axes"], {"starts": np.array([0]), "ends": np.array([1])}),
+     "Slice (node 'n': its axes must be an initializer)"),
+    (one_node("InstanceNormalization", ["x", "computed_scale", "b"], {"b": np.zeros(3, np.float32)}),
+     "InstanceNormalization (node 'n': its scale must be an initializer)"),
+    (one_node("MaxPool", ["x"], kernel_shape=[2]), "MaxPool (node 'n': 1D pooling (TensorRT pools in 2D or 3D only))"),
+])
+def test_per_op_restrictions_of_tensorrt_8_5_are_refused_naming_the_node(model, fragment):
+    assert any(fragment in problem for problem in unsupported(model)), unsupported(model)
+
+
+@pytest.mark.parametrize("model", [
+    one_node("GridSample", ["x", "grid"], {"grid": np.zeros((1, 8, 8, 2), np.float32)}),
+    one_node("Resize", ["x", "", "scales"], {"scales": np.array([1, 1, 2, 2], np.float32)}, mode="linear",
+             coordinate_transformation_mode="align_corners"),
+    one_node("Slice", ["x", "starts", "ends", "axes"],
+             {"starts": np.array([0]), "ends": np.array([1]), "axes": np.array([1])}),
+    one_node("InstanceNormalization", ["x", "scale", "b"], {"scale": np.ones(3, np.float32),
+                                                            "b": np.zeros(3, np.float32)}),
+])
+def test_what_tensorrt_8_5_parses_is_accepted(model):
+    assert unsupported(model) == []
+
+
+@pytest.mark.parametrize("flags", [(), INT8])
+def test_hard_swish_reaches_tensorrt_as_hard_sigmoid_and_mul(tmp_path, flags):
+    """MobileNetV3 at opset 17: HardSwish, which 8.5's parser lacks, is x * HardSigmoid(x)."""
+    nodes, inits = conv_relu()
+    nodes[1] = helper.make_node("HardSwish", ["c"], ["y"], name="hswish")
+    path = save(make_model(nodes, inits, outputs={"y": [1, 4, 6, 6]}), tmp_path)
+    result = invoke("compile", path, "-o", tmp_path / "out", "--target", "xavier", *flags)
+    assert result.exit_code == 0, result.output
+    model = onnx.load(tmp_path / "out" / "model.onnx")
+    assert {"HardSigmoid", "Mul"} <= {node.op_type for node in model.graph.node}
+    assert unsupported(model) == []
+    if flags:
+        assert qdq_invariants.violations(model, FLAVORS["tensorrt"]) == []
 
 
 def test_a_refused_model_is_one_error_line_and_no_bundle(tmp_path):

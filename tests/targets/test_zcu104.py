@@ -188,6 +188,22 @@ def test_every_op_uses_libxirs_op_names_attributes_and_arguments(bundle, checker
 
 
 @needs_libxir
+@pytest.mark.parametrize("family,present", [("resnext", {"conv2d"}), ("mobilenetv3", {"hard-sigmoid", "mul"})])
+def test_grouped_convolutions_and_hard_activations_load_in_libxir(family, present, checker, tmp_path):
+    """ResNeXt's group=32 convolutions as dense conv2d, MobileNetV3's hard-swish
+    and hard-sigmoid gates as hard-sigmoid and mul: XIR re-infers every shape."""
+    from exported_cnns import export
+
+    export(family, tmp_path / "model.onnx")
+    result = invoke("compile", tmp_path / "model.onnx", "-o", tmp_path / "out", "--target", "zcu104", *INT8)
+    assert result.exit_code == 0, result.output
+    run = subprocess.run([str(checker), str(tmp_path / "out" / "model_int.xmodel")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    counts = dict(line.split()[1:] for line in run.stdout.splitlines() if line.startswith("type "))
+    assert present <= set(counts) and "hard-swish" not in counts
+
+
+@needs_libxir
 def test_libxir_rejects_what_its_shape_inference_contradicts(bundle, checker, tmp_path):
     graph = read_xmodel((bundle("vgg11") / "model_int.xmodel").read_bytes())
     conv = next(n for n in graph.op_node if n.op_type == "conv2d")
@@ -505,17 +521,18 @@ def test_a_failing_vai_c_xir_is_one_error_line_and_no_bundle(fake_vai_c_xir, tmp
 
 # --- refusals ---------------------------------------------------------------------
 
-def grouped_conv(tmp_path) -> str:
-    w = np.ones((8, 2, 3, 3), np.float32) * 0.1
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="grouped", group=2, kernel_shape=[3, 3]),
-             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+def keras_hard_sigmoid(tmp_path) -> str:
+    """HardSigmoid at ONNX's default alpha 0.2 (Keras's), not XIR's relu6(x + 3) / 6."""
+    w = np.ones((8, 4, 3, 3), np.float32) * 0.1
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3]),
+             helper.make_node("HardSigmoid", ["c"], ["y"], name="gate")]
     return save(make_model(nodes, {"w": w}, inputs={"x": [1, 4, 8, 8]}, outputs={"y": [1, 8, 6, 6]}), tmp_path)
 
 
 @pytest.mark.parametrize("build,flags,code,fragment", [
     (mixed_model, (), 2, "target zcu104 runs int8 only: compile with --quantize int8"),
     (mixed_model, (*INT8, "--quant-flavor", "generic"), 1, "needs the dpu quantization flavour"),
-    (grouped_conv, INT8, 1, "Conv (node 'grouped': grouped convolution (group=2) other than depthwise has no XIR op)"),
+    (keras_hard_sigmoid, INT8, 1, "HardSigmoid (node 'gate': alpha and beta other than 1/6 and 1/2"),
 ])
 def test_what_the_dpu_cannot_take_is_one_error_line_and_no_bundle(tmp_path, build, flags, code, fragment):
     result = invoke("compile", build(tmp_path), "-o", tmp_path / "out", "--target", "zcu104", *flags)

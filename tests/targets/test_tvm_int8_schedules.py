@@ -1,0 +1,223 @@
+"""ncc's int8 CPU schedule rules (conv2d_int8, dense_int8), rule by rule.
+
+Each test builds a small Relax function as ncc's integer rewrite emits it
+(pad with the zero point, conv2d/matmul to int32, zero-point correction),
+legalizes and fuses it as ncc does, schedules it with one rule, builds it,
+and compares the int32 result exactly with numpy's integer arithmetic. The
+networks against ONNX Runtime: test_tvm_int8.py."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import tvm
+from ncc.targets.tvm.schedules.conv2d_int8 import Conv2dInt8
+from ncc.targets.tvm.schedules.dense_int8 import DenseInt8
+from tvm import relax
+
+
+def host(mcpu=None):
+    return tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu",
+                              "mcpu": mcpu or tvm.target.codegen.llvm_get_system_cpu(), "num-cores": 2})
+
+
+A72 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72", "mattr": ["+neon"], "num-cores": 4}
+
+
+# -- reference integer arithmetic ---------------------------------------------
+
+def np_conv(x, w, stride, pad, zx, groups):
+    """int64 NCHW conv of x (padded with zx) and w, minus zx * sum(w): exact."""
+    x = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=zx)
+    n, c, h, wd = x.shape
+    oc, icg, kh, kw = w.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    out = np.zeros((n, oc, oh, ow), np.int64)
+    ocg = oc // groups
+    for o in range(oc):
+        g = o // ocg
+        for i in range(icg):
+            for r in range(kh):
+                for s in range(kw):
+                    patch = x[:, g * icg + i, r:r + stride * oh:stride, s:s + stride * ow:stride]
+                    out[:, o] += patch * int(w[o, i, r, s])
+    return out - zx * w.astype(np.int64).sum(axis=(1, 2, 3)).reshape(1, -1, 1, 1)
+
+
+# -- building -------------------------------------------------------------------
+
+def conv_module(shape_x, dtype, w, stride, pad, zx, groups):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape_x, dtype)) if hasattr(relax, "TensorType") else None
+    if x is None:
+        raise RuntimeError("relax.TensorType missing")
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            data = x
+            if zx and pad:
+                data = bb.emit(relax.op.nn.pad(x, [0, 0, 0, 0, pad, pad, pad, pad], pad_value=float(zx)))
+                p = 0
+            else:
+                p = pad
+            acc = bb.emit(relax.op.nn.conv2d(data, relax.const(w), strides=stride, padding=p, groups=groups,
+                                             out_dtype="int32"))
+            if zx:
+                off = (zx * w.astype(np.int64).sum(axis=(1, 2, 3))).astype(np.int32).reshape(1, -1, 1, 1)
+                acc = bb.emit(relax.op.subtract(acc, relax.const(off)))
+            out = bb.emit_output(acc)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def dense_module(m, k, dtype, w):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((m, k), dtype))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            acc = bb.emit(relax.op.matmul(x, relax.op.permute_dims(relax.const(w), [1, 0]), out_dtype="int32"))
+            out = bb.emit_output(acc)
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def lower(mod, target):
+    with target:
+        return tvm.transform.Sequential([
+            relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
+            relax.get_pipeline("zero"), relax.transform.AttachAttrLayoutFreeBuffers()])(mod)
+
+
+def schedule_with(mod, target, rule):
+    """Apply one rule; return (module ready to build, names of the PrimFuncs it scheduled)."""
+    scheduled = []
+    for gv, func in list(mod.functions_items()):
+        if isinstance(func, tvm.tirx.PrimFunc):
+            sch = rule.apply(func, target, False)
+            if sch is not None:
+                mod[gv] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+                scheduled.append((gv.name_hint, sch.mod["main"].script()))
+    with target:
+        mod = relax.transform.SplitLayoutRewritePreproc()(mod)
+        mod = relax.transform.FoldConstant()(mod)
+    return mod, scheduled
+
+
+def run(mod, target, x):
+    ex = relax.build(mod, target)
+    vm = relax.VirtualMachine(ex, tvm.cpu())
+    return vm["main"](tvm.runtime.tensor(x)).numpy()
+
+
+CONV_CASES = [
+    # (ic, oc, h, w, k, stride, pad, zx, dtype, expect_vnni)      what it covers
+    (16, 32, 9, 9, 3, 1, 1, 7, "uint8", True),     # odd size, nonzero zero point: channel-vector VNNI
+    (8, 16, 16, 16, 3, 1, 1, 3, "uint8", True),    # pixel-vector VNNI (OW % 16 == 0)
+    (16, 24, 8, 8, 3, 1, 1, 0, "uint8", True),     # pixel-vector VNNI, 8 lanes, OC 24
+    (12, 24, 16, 16, 1, 1, 0, 0, "uint8", True),   # 1x1
+    (64, 48, 8, 8, 1, 1, 0, 9, "uint8", True),     # 1x1 flattened pixels (64 per image)
+    (64, 32, 4, 4, 1, 1, 0, 0, "uint8", True),     # 1x1, 4x4: falls back to channel-vector
+    (16, 32, 15, 15, 3, 2, 1, 11, "uint8", True),  # stride 2, odd size, pad with zero point
+    (20, 40, 7, 7, 3, 2, 0, 0, "uint8", True),     # stride 2, no pad, OC % 16 != 0 (8-lane VNNI)
+    (3, 16, 11, 11, 3, 1, 1, 5, "uint8", False),   # 3 input channels: widening, no VNNI
+    (8, 20, 10, 10, 3, 1, 1, 0, "uint8", False),   # OC 20: 4 lanes
+    (16, 32, 9, 9, 3, 1, 1, 0, "int8", False),     # int8 activations: widening
+]
+
+
+@pytest.mark.parametrize("ic,oc,h,w,k,stride,pad,zx,dtype,vnni", CONV_CASES)
+def test_conv2d_int8_exact(ic, oc, h, w, k, stride, pad, zx, dtype, vnni):
+    rng = np.random.default_rng(ic * 1000 + oc + h)
+    lo, hi = (0, 256) if dtype == "uint8" else (-128, 128)
+    x = rng.integers(lo, hi, (1, ic, h, w)).astype(dtype)
+    wt = rng.integers(-64, 64, (oc, ic, k, k)).astype(np.int8)
+    target = host()
+    mod = lower(conv_module(x.shape, dtype, wt, stride, pad, zx, 1), target)
+    mod, done = schedule_with(mod, target, Conv2dInt8())
+    assert done, "Conv2dInt8 did not match"
+    uses_vnni = any("vpdpbusd" in script for _, script in done)
+    assert uses_vnni == vnni
+    np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, stride, pad, zx, 1))
+
+
+DW_CASES = [
+    (32, 17, 17, 3, 1, 1, 5),   # odd size, zero point padding
+    (48, 16, 16, 3, 2, 1, 0),   # stride 2
+    (24, 8, 8, 3, 1, 1, 3),
+    (16, 5, 5, 5, 1, 2, 0),     # 5x5 kernel, odd size
+]
+
+
+@pytest.mark.parametrize("c,h,w,k,stride,pad,zx", DW_CASES)
+def test_depthwise_int8_exact(c, h, w, k, stride, pad, zx):
+    rng = np.random.default_rng(c + h)
+    x = rng.integers(0, 256, (1, c, h, w)).astype("uint8")
+    wt = rng.integers(-64, 64, (c, 1, k, k)).astype(np.int8)
+    target = host()
+    mod = lower(conv_module(x.shape, "uint8", wt, stride, pad, zx, c), target)
+    mod, done = schedule_with(mod, target, Conv2dInt8())
+    assert done
+    np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, stride, pad, zx, c))
+
+
+def test_grouped_conv_is_left_to_other_rules():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (1, 16, 8, 8)).astype("uint8")
+    wt = rng.integers(-64, 64, (32, 8, 3, 3)).astype(np.int8)
+    target = host()
+    mod = lower(conv_module(x.shape, "uint8", wt, 1, 1, 0, 2), target)
+    mod, done = schedule_with(mod, target, Conv2dInt8())
+    assert not done
+    np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, 1, 1, 0, 2))
+
+
+def test_conv2d_int8_avx2_target_without_vnni():
+    """A target without AVX512-VNNI (haswell) gets the widening schedule; it runs here."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (1, 16, 9, 9)).astype("uint8")
+    wt = rng.integers(-64, 64, (32, 16, 3, 3)).astype(np.int8)
+    target = host("haswell")
+    mod = lower(conv_module(x.shape, "uint8", wt, 1, 1, 4, 1), target)
+    mod, done = schedule_with(mod, target, Conv2dInt8())
+    assert done and not any("vpdpbusd" in s for _, s in done)
+    np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, 1, 1, 4, 1))
+
+
+@pytest.mark.parametrize("m,k,n,dtype,vnni", [
+    (1, 64, 32, "uint8", True),
+    (3, 128, 48, "uint8", True),
+    (1, 30, 10, "uint8", False),   # N 10 (the classifiers): vectorized widening
+    (2, 64, 32, "int8", False),
+])
+def test_dense_int8_exact(m, k, n, dtype, vnni):
+    rng = np.random.default_rng(k + n)
+    lo, hi = (0, 256) if dtype == "uint8" else (-128, 128)
+    x = rng.integers(lo, hi, (m, k)).astype(dtype)
+    wt = rng.integers(-64, 64, (n, k)).astype(np.int8)
+    target = host()
+    mod = lower(dense_module(m, k, dtype, wt), target)
+    mod, done = schedule_with(mod, target, DenseInt8())
+    assert done
+    assert any("vpdpbusd" in s for _, s in done) == vnni
+    np.testing.assert_array_equal(run(mod, target, x), x.astype(np.int64) @ wt.astype(np.int64).T)
+
+
+# -- aarch64 ----------------------------------------------------------------------
+
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-g++"), reason="needs g++-aarch64-linux-gnu")
+def test_a72_conv_uses_neon_widening_multiply_accumulate(tmp_path):
+    rng = np.random.default_rng(3)
+    target = tvm.target.Target(A72)
+    for groups, wshape in ((1, (32, 16, 3, 3)), (16, (16, 1, 3, 3))):
+        wt = rng.integers(-64, 64, wshape).astype(np.int8)
+        mod = lower(conv_module((1, 16, 16, 16), "uint8", wt, 1, 1, 3, groups), target)
+        mod, done = schedule_with(mod, target, Conv2dInt8())
+        assert done
+        so = str(tmp_path / f"a72_{groups}.so")
+        relax.build(mod, target).export_library(so, cc="aarch64-linux-gnu-g++")
+        asm = subprocess.run(["aarch64-linux-gnu-objdump", "-d", so], capture_output=True, text=True).stdout
+        ops = {op for op in ("smlal", "smlal2", "smull", "smull2", "sadalp", "umlal") if f"\t{op}\t" in asm}
+        assert ops, "no NEON widening multiply-accumulate in the aarch64 conv kernel"
+
+
+# -- integer_ops copy --------------------------------------------------------------
