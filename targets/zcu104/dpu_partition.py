@@ -155,7 +155,7 @@ def _place(op, ctx, device) -> tuple[str, str]:
     fused = [c for c in ctx.consumers[op.name] if c.type in FUSES.get(op.type, ())]
     if not (ctx.fixed_output(op) or any(ctx.fixed_output(c) for c in fused)):
         return "CPU", "its output is not quantized (no fix after it), so it stays float"
-    return "DPU", _dpu_reason(op) + _concat_note(op, ctx)
+    return "DPU", _dpu_reason(op) + _concat_note(op, ctx) + (f"; {op.note}" if op.note else "")
 
 
 def _concat_note(op, ctx) -> str:

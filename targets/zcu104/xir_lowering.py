@@ -44,6 +44,7 @@ class XirOp:
     inputs: dict = field(default_factory=dict)  # arg name -> [op names]
     source: str = ""  # the ONNX node it comes from
     data: np.ndarray | None = None  # const ops: the float32 values
+    note: str = ""  # how the ONNX node became this op, when a reader of the DPU report needs to know
 
 
 @dataclass
@@ -273,6 +274,9 @@ class _Lowering:
         self.emit(node, kind, {"kernel": [kw, kh], "stride": [strides[1], strides[0]],
                                "dilation": [dilations[1], dilations[0]], "pad_mode": "FLOOR",
                                "pad": [pads[1], pads[3], pads[0], pads[2]]}, inputs)
+        if kind == "conv2d" and group > 1:
+            self.ops[-1].note = (f"grouped convolution (group={group}) as one conv2d with block-diagonal weights: "
+                                 f"{group}x the MACs of its groups")
         return None
 
     def _Gemm(self, node):

@@ -224,6 +224,8 @@ def test_a_grouped_convolution_is_the_conv2d_of_its_block_diagonal_weight(tmp_pa
     check_same_logits(out / "model.onnx", rng, tolerance=ONE_LAYER_TOLERANCE)
     placed = {p["source"]: p for p in json.loads((out / "dpu_report.json").read_text())["placements"]}
     assert placed["grouped"]["device"] == "DPU", placed["grouped"]
+    assert placed["grouped"]["reason"].endswith("grouped convolution (group=4) as one conv2d with block-diagonal "
+                                                "weights: 4x the MACs of its groups")
 
 
 def test_hard_swish_and_a_clip_written_hard_sigmoid_run_as_hard_sigmoid_and_mul(tmp_path, rng):
