@@ -93,7 +93,7 @@ class Bundle:
 def compile_model(model_path: str, out_dir: str, options: CompileOptions | None = None) -> Bundle:
     options = options or CompileOptions()
     target = get_target(options.target)
-    if options.profile and not os.path.isfile(options.profile):
+    if options.profile and options.scale and options.scale[0] == "neuralscale" and not os.path.isfile(options.profile):
         raise UsageError(f"no such file: {options.profile} (--profile)")
     if options.target_options is None:
         options = replace(options, target_options=target.options_type())

@@ -39,6 +39,8 @@ def build_pipeline(options, target, quant_data=None) -> list:
 
 def build_phases(options, target, quant_data=None) -> dict:
     phases = {"simplify": simplify_passes(), "scale": [], "fold": [FoldBatchNorm()], "quantize": [], "target": []}
+    if options.profile and (options.scale or ("",))[0] != "neuralscale":
+        raise UsageError("--profile is used only with --scale neuralscale:R")
     if options.scale:
         method, ratio = options.scale
         if method == "neuralscale" and not options.profile:
@@ -46,8 +48,7 @@ def build_phases(options, target, quant_data=None) -> dict:
         round_to = target.channel_multiple if options.round_to == "auto" else int(options.round_to)
         phases["scale"].append(ScaleChannels(method, ratio, profile=options.profile, importance=options.importance,
                                              round_to=round_to, seed=options.seed))
-    elif options.profile:
-        raise UsageError("--profile is used only with --scale neuralscale:R")
+
     if options.quantize:
         if options.quantize != "int8":
             raise UsageError(f"unknown --quantize '{options.quantize}' (ncc quantizes to int8)")
