@@ -86,9 +86,7 @@ class TargetOptionsCommand(click.Command):
 
 def target_values(keywords: dict) -> dict:
     """The target-option keywords a TargetOptionsCommand's callback received."""
-    from dataclasses import fields
+    from ncc.targets import option_names
 
-    from ncc.targets import option_types
-
-    names = {spec.name for group in option_types() for spec in fields(group)}
+    names = option_names()
     return {name: keywords.pop(name) for name in list(keywords) if name in names}

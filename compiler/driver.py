@@ -19,7 +19,7 @@ from ncc.compiler.pass_manager import PassManager
 from ncc.compiler.pipeline import build_pipeline
 from ncc.passes.analysis.cost import model_cost
 from ncc.passes.base import PassContext
-from ncc.targets import get_target, option_types
+from ncc.targets import get_target, option_names, option_types
 from ncc.targets.base import TargetOptions, refuse_foreign
 
 
@@ -54,13 +54,11 @@ class CompileOptions:
         generic = {k: v for k, v in keywords.items() if k in names}
         rest = {k: v for k, v in keywords.items() if k not in names}
         target = get_target(generic.get("target", cls.target))
-        groups = option_types()
-        known = {spec.name for group in groups for spec in fields(group)}
-        unknown = sorted(set(rest) - known)
+        unknown = sorted(set(rest) - option_names())
         if unknown:
             raise UsageError(f"compile: unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
                              f"{', '.join(unknown)}")
-        refuse_foreign(target, rest, groups)
+        refuse_foreign(target, rest, option_types())
         if generic.get("target_options") is None:
             generic["target_options"] = target.options_type.build(rest)
         return cls(**generic)

@@ -22,6 +22,13 @@ def get_target(name: str):
     raise UsageError(f"unknown target '{name}' (known: {', '.join(target_names())})")
 
 
+def option_names() -> set:
+    """The field names of every registered target's options (the keywords they take)."""
+    from dataclasses import fields
+
+    return {spec.name for group in option_types() for spec in fields(group)}
+
+
 def option_types() -> list:
     """Every registered target's options dataclass, once each, in registry order."""
     seen = []
