@@ -22,6 +22,10 @@ A max pool between dequantize and quantize of one scale pools the integers.
 A residual Add of two quantized tensors (dequantize, add, [Relu,] quantize)
 becomes one elementwise PrimFunc of the two integer tensors (integer_add_pass),
 so that no dequantized float tensor is written between kernels.
+A dense conv whose output channels do not fill the CPU schedules' vector
+blocks (NeuralScale's 137 or 230) computes zero-weight channels up to a
+multiple of 8 (4 below 8) and slices them off before the rescale; the slice
+fuses into the kernel, so only the accumulator tile is wider.
 
 It is done on Relax rather than on the ONNX graph because TVM's ONNX
 importer has no converter for ONNX's integer operators (ConvInteger,
@@ -349,9 +353,14 @@ class _Layer:
         if self.x_zero and (top or left or bottom or right):
             data = relax.op.nn.pad(x_q, [0, 0, 0, 0, top, bottom, left, right], pad_value=float(self.x_zero))
             top = left = bottom = right = 0
+        channels = self.weight.shape[0]
+        padded = channels if int(attrs.groups) != 1 else _vector_block_multiple(channels)
+        weight = np.pad(self.weight, ((0, padded - channels), (0, 0), (0, 0), (0, 0)))
         accumulator = relax.op.nn.conv2d(
-            data, relax.const(self.weight), strides=attrs.strides, padding=[top, left, bottom, right],
+            data, relax.const(weight), strides=attrs.strides, padding=[top, left, bottom, right],
             dilation=attrs.dilation, groups=attrs.groups, out_dtype="int32")
+        if padded != channels:
+            accumulator = relax.op.strided_slice(accumulator, axes=[1], begin=[0], end=[channels])
         sums = self.weight.astype(np.int64).sum(axis=(1, 2, 3))
         return self._rescale(accumulator, sums, ndim=4, axis=1)
 
@@ -362,6 +371,11 @@ class _Layer:
                                       out_dtype="int32")
         sums = self.weight.astype(np.int64).sum(axis=1)
         return self._rescale(accumulator, sums, ndim=len(x_q.ty.shape), axis=-1)
+
+
+def _vector_block_multiple(channels: int) -> int:
+    block = 8 if channels > 8 else 4
+    return -(-channels // block) * block
 
 
 def _value(constant) -> np.ndarray:

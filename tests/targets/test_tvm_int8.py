@@ -3,6 +3,8 @@ and matmul of a QDQ model reads uint8/int8 operands (no float convolution
 remains), and the outputs equal ONNX Runtime's QDQ execution within one
 quantization step."""
 
+import json
+import os
 import shutil
 
 import numpy as np
@@ -31,6 +33,17 @@ def int8_bundle(tmp_path_factory, zoo_onnx):
     return get
 
 
+def run_against_onnxruntime(bundle, folder):
+    """The bundle's output on one input and ORT's QDQ output on it, and one quantization step."""
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.save(folder / "x.npy", x)
+    result = invoke("run", bundle, "--input", folder / "x.npy", "--output", folder / "y.npy")
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    return np.load(folder / "y.npy"), expected, output_step(onnx.load(bundle / "model.onnx"))
+
+
 def output_step(model: onnx.ModelProto) -> float:
     """The scale of the DequantizeLinear that gives the graph output: one quantization step."""
     output = model.graph.output[0].name
@@ -47,15 +60,32 @@ def output_step(model: onnx.ModelProto) -> float:
     pytest.param("resnet50", "cortex-a72", 0.25, marks=needs_cross),
 ])
 def test_int8_bundle_equals_onnxruntime_qdq_within_one_step(int8_bundle, tmp_path, model, target, ratio):
-    bundle = int8_bundle(model, target, ratio)
-    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    np.save(tmp_path / "x.npy", x)
-    result = invoke("run", bundle, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    got, expected, step = run_against_onnxruntime(int8_bundle(model, target, ratio), tmp_path)
+    assert np.abs(got - expected).max() <= step * (1 + 1e-5)
+
+
+def test_neuralscale_widths_run_scheduled_integer_kernels(tmp_path, zoo_onnx):
+    """NeuralScale's VGG-11 widths (137, 230, ...) fill no vector block: the
+    integer convolutions are computed with zero-weight channels up to one and
+    sliced, so every kernel still takes a default schedule, exactly."""
+    reference = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "reference",
+                             "neuralscale", "vgg_10_eff_c10.json")
+    profile = tmp_path / "vgg.json"
+    imported = invoke("profile", "import", reference, "--model", zoo_onnx("vgg11"), "-o", profile)
+    assert imported.exit_code == 0, imported.output
+    bundle = tmp_path / "b"
+    result = invoke("compile", zoo_onnx("vgg11"), "-o", bundle, "--target", "host", "--quantize", "int8",
+                    "--calib-samples", "8", "--scale", "neuralscale:0.5", "--profile", profile)
     assert result.exit_code == 0, result.output
-    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
-    step = output_step(onnx.load(bundle / "model.onnx"))
-    assert np.abs(np.load(tmp_path / "y.npy") - expected).max() <= step * (1 + 1e-5)
+    model = onnx.load(bundle / "model.onnx")
+    widths = [int(i.dims[0]) for i in model.graph.initializer if len(i.dims) == 4]
+    assert any(w % 8 for w in widths), widths
+    schedules = json.loads((bundle / "manifest.json").read_text())["target"]["schedules"]
+    convolutions = [rule for kernel, rule in schedules.items() if "conv2d" in kernel]
+    assert convolutions == ["default:conv2d-int8"] * len(widths)
+    assert all(rule == "default:pool2d" for kernel, rule in schedules.items() if "pool" in kernel)
+    got, expected, step = run_against_onnxruntime(bundle, tmp_path)
+    assert np.abs(got - expected).max() <= step * (1 + 1e-5)
 
 
 @pytest.mark.parametrize("model", ["vgg11", "mobilenetv2", "resnet50"])

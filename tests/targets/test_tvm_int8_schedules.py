@@ -119,9 +119,13 @@ CONV_CASES = [
     (64, 32, 4, 4, 1, 1, 0, 0, "uint8", True),     # 1x1, 4x4: falls back to channel-vector
     (16, 32, 15, 15, 3, 2, 1, 11, "uint8", True),  # stride 2, odd size, pad with zero point
     (20, 40, 7, 7, 3, 2, 0, 0, "uint8", True),     # stride 2, no pad, OC % 16 != 0 (8-lane VNNI)
-    (3, 16, 11, 11, 3, 1, 1, 5, "uint8", False),   # 3 input channels: widening, no VNNI
+    (3, 16, 11, 11, 3, 1, 1, 5, "uint8", True),    # 3 input channels: reduction zero-padded to 4
+    (3, 32, 16, 16, 3, 1, 1, 0, "uint8", True),    # first layer, pixel-vector VNNI
+    (137, 24, 9, 9, 3, 1, 1, 2, "uint8", True),    # NeuralScale's odd widths: IC 137
+    (137, 40, 16, 16, 1, 1, 0, 0, "uint8", True),  # 1x1 pixel path, IC 137
     (8, 20, 10, 10, 3, 1, 1, 0, "uint8", False),   # OC 20: 4 lanes
     (16, 32, 9, 9, 3, 1, 1, 0, "int8", False),     # int8 activations: widening
+    (13, 12, 9, 9, 3, 1, 1, 0, "int8", False),     # odd IC, OC 12: widening, 4 lanes
 ]
 
 

@@ -95,9 +95,14 @@ def _has_root(sch):
         return False
 
 
+def is_block_of(block, dtypes) -> bool:
+    """Whether the block writes something and all it touches has one dtype of `dtypes`."""
+    found = {str(buf_of(b).dtype) for b in list(block.reads) + list(block.writes)}
+    return bool(block.writes) and len(found) == 1 and found <= set(dtypes)
+
+
 def is_float32_block(block) -> bool:
-    bufs = [buf_of(r) for r in block.reads] + [buf_of(w) for w in block.writes]
-    return bool(block.writes) and all(str(b.dtype) == "float32" for b in bufs)
+    return is_block_of(block, ("float32",))
 
 
 def is_spatial_only(block) -> bool:

@@ -131,15 +131,18 @@ class Conv2dInt8(ScheduleRule):
         return pad, epilogue
 
     def _pack_weight(self, sch, conv, index_map):
+        """Prepack the constant weights; channels past the blocked extent are zeros,
+        so a padded reduction or output block adds nothing."""
         cached = sch.cache_read(conv, 1, "global")
         sch.annotate(cached, PREPROC, True)
-        sch.transform_layout(conv, ("read", 1), index_map)
+        sch.transform_layout(conv, ("read", 1), index_map, pad_value=0)
 
     def _block_data(self, sch, conv, pad, index_map):
-        """Activations in the blocked layout: the pad block writes it, else a copy."""
+        """Activations in the blocked layout: the pad block writes it, else a copy
+        (padded channels hold 0 and meet zero weights)."""
         if pad is None:
             pad = sch.cache_read(conv, 0, "global")
-        sch.transform_layout(conv, ("read", 0), index_map)
+        sch.transform_layout(conv, ("read", 0), index_map, pad_value=0)
         try:
             # iterate in the blocked (destination) order: contiguous stores
             sch.transform_block_layout(pad, index_map)
@@ -183,11 +186,12 @@ class Conv2dInt8(ScheduleRule):
         stride1 = int(data_buf.shape[2]) == oh + kh - 1 and int(data_buf.shape[3]) == ow + kw - 1
         pointwise = kh == 1 and kw == 1 and stride1
         pixels = oh * ow if pointwise else ow
-        if (allow_pixels and self.use_vnni and self.pixel_vnni and isa.vnni512 and uint8 and ic % 4 == 0 and stride1
+        if (allow_pixels and self.use_vnni and self.pixel_vnni and isa.vnni512 and uint8 and stride1
                 and pixels % self.pixel_min == 0):
             return self._dense_pixels(sch, conv, data_buf, isa, shape,
                                       flatten=pointwise and self.flatten and (self.flatten_all or ow % 16 != 0))
-        vnni = self.use_vnni and isa.vnni512 and uint8 and oc % 8 == 0 and ic % 4 == 0
+        # (output channels are padded to a multiple of 4 or 8 by integer_ops)
+        vnni = self.use_vnni and isa.vnni512 and uint8 and oc % 8 == 0
         if vnni:
             from .int8_intrin import VNNI8_LOCAL, VNNI_LOCAL
             vo, r = (16, 4) if oc % 16 == 0 else (8, 4)
@@ -195,12 +199,9 @@ class Conv2dInt8(ScheduleRule):
         else:
             intrin = None
             r = 1
-            vo = 0
-            for cand in (isa.i32_lanes * 2 if isa.arm else isa.i32_lanes, isa.i32_lanes, 8, 4):
-                if oc % cand == 0:
-                    vo = cand
-                    break
-            if not vo:
+            lanes = (isa.i32_lanes * 2 if isa.arm else isa.i32_lanes, isa.i32_lanes, 8, 4)
+            vo = next((cand for cand in lanes if oc % cand == 0), None)
+            if vo is None:
                 return None
         pad, epilogue = self._prologue_epilogue(sch, conv, data_buf)
         self._pack_weight(sch, conv, lambda o, i, h, w: (o // vo, i // r, h, w, o % vo, i % r))
@@ -214,7 +215,7 @@ class Conv2dInt8(ScheduleRule):
         fo, fbi, fi = sch.split(lf, [None, fb, vo])
         xo, xi = sch.split(lx, [None, xt])
         if r > 1:
-            rco, rci = sch.split(lrc, [None, r])
+            rco, rci = sch.split(lrc, [None, r], disable_predication=True)
             sch.reorder(ln, fo, ly, xo, rco, lry, lrx, xi, fbi, fi, rci)
         else:
             rco = lrc
@@ -258,7 +259,7 @@ class Conv2dInt8(ScheduleRule):
             ln, lf, ly, lx, lrc, lry, lrx = sch.get_loops(conv)
         fo, fi = sch.split(lf, [None, fb])
         xo, xt_l, xi = sch.split(lx, [None, xt, xv])
-        rco, rci = sch.split(lrc, [None, 4])
+        rco, rci = sch.split(lrc, [None, 4], disable_predication=True)
         outer = [ln, fo] + ([ly] if ly is not None else [])
         sch.reorder(*outer, xo, rco, lry, lrx, fi, xt_l, xi, rci)
         sch.unroll(fi)

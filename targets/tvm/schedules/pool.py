@@ -1,4 +1,5 @@
-"""float32 pooling rule (max / avg / global avg pooling, NCHW)."""
+"""Pooling rule (max / avg / global avg pooling, NCHW): float32, and the int8 path's
+integer max pools."""
 from __future__ import annotations
 
 from tvm import s_tir, tirx
@@ -9,7 +10,7 @@ from ._common import (
     buf_of,
     inline_epilogue,
     int_extent,
-    is_float32_block,
+    is_block_of,
     is_load,
     iter_kinds,
     lanes,
@@ -17,10 +18,13 @@ from ._common import (
 )
 
 
+POOL_DTYPES = ("float32", "uint8", "int8", "int32")
+
+
 def _is_pool_block(stmt):
     """4 spatial + 2 reduction iters, out[n,c,h,w] = max/+(out, X[n, c, f(h, r0), g(w, r1)])."""
     kinds = iter_kinds(stmt)
-    if kinds != "SSSSRR" or not is_float32_block(stmt) or len(stmt.reads) != 1:
+    if kinds != "SSSSRR" or not is_block_of(stmt, POOL_DTYPES) or len(stmt.reads) != 1:
         return False
     st = stmt.body
     if not isinstance(st, tirx.BufferStore):
