@@ -18,8 +18,10 @@ from ncc.core.datasets import RANDOM, Dataset
 from ncc.core.errors import CompileError, UsageError
 from ncc.passes import ort_quantize, pow2_scales, qdq_invariants, quant_accuracy
 from ncc.passes.base import Pass, PassResult
-from ncc.passes.graph_utils import constant_values, replace_constant
+from ncc.passes.graph_utils import constant_values, replace_constant, unique_name
 from ncc.passes.quant_flavors import CALIBRATION_METHODS, FLAVORS
+
+_WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # what ONNX Runtime quantizes the weight of
 
 
 class QuantizeInt8(Pass):
@@ -40,6 +42,7 @@ class QuantizeInt8(Pass):
         flavor = FLAVORS[self.options["flavor"]]
         input_name, batch = _image_input(graph)
         transposed = _transpose_gemm_weights(graph)
+        unshared = _unshare_weights(graph) if flavor.dedicated_pairs else 0
         float_model = gs.export_onnx(graph)
         with tempfile.TemporaryDirectory(prefix="ncc-quantize-") as work:
             quantized, pow2 = self._quantize(float_model, flavor, input_name, self.calibration.batches(batch), work)
@@ -51,6 +54,8 @@ class QuantizeInt8(Pass):
         stats = {"flavor": flavor.name, "scheme": flavor.scheme(), **qdq_invariants.facts(quantized), **pow2}
         if transposed:
             stats["gemm_weights_transposed"] = transposed
+        if unshared:
+            stats["shared_weights_copied"] = unshared
         stats["eval"] = self._evaluate(float_model, quantized, input_name, batch)
         return PassResult(cleaned, changed=True, stats=stats)
 
@@ -96,6 +101,20 @@ def _transpose_gemm_weights(graph) -> int:
         if weight is not None and weight.ndim == 2:
             replace_constant(graph, gemm, 1, np.ascontiguousarray(weight.T), f"{gemm.name}.weight")
             gemm.attrs["transB"] = 1
+            count += 1
+    return count
+
+
+def _unshare_weights(graph) -> int:
+    """A weight read by several layers (one module applied at several places)
+    gets a copy per further layer: ONNX Runtime quantizes an initializer once,
+    so its one DequantizeLinear would feed every layer, and the flavour
+    promises a pair per consumer."""
+    count = 0
+    for node in graph.nodes:
+        weight = node.inputs[1] if node.op in _WEIGHTED and len(node.inputs) > 1 else None
+        if isinstance(weight, gs.Constant) and weight.outputs[0] is not node:
+            node.inputs[1] = gs.Constant(unique_name(graph, weight.name), np.array(weight.values))
             count += 1
     return count
 

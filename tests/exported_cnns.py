@@ -4,7 +4,9 @@ exported by torch.onnx at opset 17 as a user would export them.
 Widths are small so compiles stay quick; what matters is the graph each
 family leaves after export: shape subgraphs (Shape/Gather/Concat into a
 Reshape or ConstantOfShape), channel splits and shuffles, SE blocks,
-grouped convolutions and hard activations.
+grouped convolutions, hard activations, long 1x1 shortcuts, a shifted-pixel
+shortcut (spatial Slice and Pad), and an LSTM-cell attention whose weights
+several units share.
 """
 
 import warnings
@@ -310,9 +312,252 @@ class GhostNet(nn.Module):
         return self.head(self.features(x))
 
 
+# --- WRN -------------------------------------------------------------------------
+
+class WideBlock(nn.Module):
+    """The reference WRN block: pre-activation, dropout between the convolutions
+    (a no-op in eval), a 1x1 shortcut from the activated input when widths differ."""
+
+    def __init__(self, cin, cout, stride, dropout=0.3):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.dropout = dropout
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = x if self.shortcut is None else self.shortcut(out)
+        out = F.dropout(F.relu(self.bn2(self.conv1(out))), p=self.dropout, training=self.training)
+        return self.conv2(out) + shortcut
+
+
+class WideResNet(nn.Module):
+    """WRN-16-4: three groups of two blocks, widths 16k/32k/64k."""
+
+    def __init__(self, depth=16, k=4):
+        super().__init__()
+        blocks, cin = [], 16
+        for group, width in enumerate((16 * k, 32 * k, 64 * k)):
+            for i in range((depth - 4) // 6):
+                blocks.append(WideBlock(cin, width, 2 if group and not i else 1))
+                cin = width
+        self.stem, self.blocks = nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(cin)
+        self.head = Head(cin)
+
+    def forward(self, x):
+        return self.head(F.relu(self.bn(self.blocks(self.stem(x)))))
+
+
+# --- RoR -------------------------------------------------------------------------
+
+class RoRUnit(nn.Module):
+    def __init__(self, cin, cout, last_activate):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(cin, cout), conv_bn(cout, cout, act=None))
+        self.shortcut = conv_bn(cin, cout, 1, act=None) if cin != cout else nn.Identity()
+        self.last_activate = last_activate
+
+    def forward(self, x):
+        out = self.body(x) + self.shortcut(x)
+        return F.relu(out) if self.last_activate else out
+
+
+class RoRStage(nn.Module):
+    """Residual units inside a 1x1-convolution shortcut spanning the stage (pytorchcv's RoR-3)."""
+
+    def __init__(self, cin, widths, downsample):
+        super().__init__()
+        self.shortcut = conv_bn(cin, widths[-1], 1, act=None)
+        units = []
+        for i, width in enumerate(widths):
+            units.append(RoRUnit(cin, width, last_activate=i != len(widths) - 1))
+            cin = width
+        self.units = nn.Sequential(*units)
+        self.pool = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2)) if downsample else nn.Identity()
+
+    def forward(self, x):
+        return self.pool(self.units(x) + self.shortcut(x))
+
+
+class RoR(nn.Module):
+    """RoR-3-20: a third, root-level shortcut (1x1 convolution, stride 4) across all stages."""
+
+    def __init__(self, widths=((16, 16), (32, 32), (64, 64))):
+        super().__init__()
+        self.stem = conv_bn(3, 16)
+        self.shortcut = conv_bn(16, widths[-1][-1], 1, 4, act=None)
+        stages, cin = [], 16
+        for i, stage in enumerate(widths):
+            stages.append(RoRStage(cin, stage, downsample=i != len(widths) - 1))
+            cin = stage[-1]
+        self.stages = nn.Sequential(*stages)
+        self.head = Head(cin)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head(F.relu(self.stages(x) + self.shortcut(x)))
+
+
+# --- NIN -------------------------------------------------------------------------
+
+def mlpconv(cin, cout, kernel):
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, 1, kernel // 2), nn.ReLU())
+
+
+class NIN(nn.Module):
+    """Network in Network as pytorchcv's CIFAR model, at a quarter of its width: mlpconv
+    stacks (a 5x5 or 3x3 convolution then 1x1s), pooling and dropout between them, and a
+    classifier that is a 1x1 convolution to the classes, averaged over the 8x8 map."""
+
+    def __init__(self, widths=((48, 40, 24), (48, 48, 48), (48, 48)), first_kernels=(5, 5, 3), classes=10):
+        super().__init__()
+        layers, cin = [], 3
+        for i, (stage, kernel) in enumerate(zip(widths, first_kernels)):
+            if i:
+                layers += [nn.MaxPool2d(3, 2, 1) if i == 1 else nn.AvgPool2d(3, 2, 1), nn.Dropout(0.5)]
+            for j, width in enumerate(stage):
+                layers.append(mlpconv(cin, width, kernel if j == 0 else 1))
+                cin = width
+        self.features = nn.Sequential(*layers, mlpconv(cin, classes, 1), nn.AvgPool2d(8, 1))
+
+    def forward(self, x):
+        x = self.features(x)
+        return x.view(x.size(0), -1)
+
+
+# --- Shake-Shake -----------------------------------------------------------------
+
+class ShakeShakeShortcut(nn.Module):
+    """pytorchcv's downsampling shortcut: two strided 1x1 paths, the second shifted by one
+    pixel (a spatial Slice and Pad), concatenated and batch-normalised."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.pool = nn.AvgPool2d(1, stride)
+        self.conv1 = nn.Conv2d(cin, cout // 2, 1, bias=False)
+        self.conv2 = nn.Conv2d(cin, cout // 2, 1, bias=False)
+        self.pad = nn.ZeroPad2d((1, 0, 1, 0))
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        shifted = self.pool(self.pad(x[:, :, :-1, :-1]))
+        return self.bn(torch.cat((self.conv1(self.pool(x)), self.conv2(shifted)), 1))
+
+
+class ShakeShakeUnit(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Sequential(conv_bn(cin, cout, stride=stride), conv_bn(cout, cout, act=None))
+                                      for _ in range(2))
+        self.shortcut = ShakeShakeShortcut(cin, cout, stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x):
+        # training draws alpha per sample; evaluation mixes the branches 0.5/0.5
+        alpha = torch.rand(x.size(0), 1, 1, 1) if self.training else 0.5
+        mixed = alpha * self.branches[0](x) + (1 - alpha) * self.branches[1](x)
+        return F.relu(mixed + self.shortcut(x))
+
+
+class ShakeShakeResNet(nn.Module):
+    """Shake-Shake-ResNet-14-2x16d: two residual branches per unit, two units a stage."""
+
+    def __init__(self, widths=(16, 32, 64), units=2):
+        super().__init__()
+        layers, cin = [conv_bn(3, 16)], 16
+        for i, width in enumerate(widths):
+            for j in range(units):
+                layers.append(ShakeShakeUnit(cin, width, 2 if i and not j else 1))
+                cin = width
+        self.features = nn.Sequential(*layers)
+        self.head = Head(cin)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+# --- DIA-ResNet ------------------------------------------------------------------
+
+class DIALSTMCell(nn.Module):
+    """pytorchcv's one-layer DIA-LSTM cell: gates from the pooled features and the previous
+    hidden state through small MLPs, the hidden state a sigmoid (not tanh) of the cell.
+    (pytorchcv's dropout feeds only a second layer's input, so one layer has none.)"""
+
+    def __init__(self, channels):
+        super().__init__()
+
+        def amp():
+            return nn.Sequential(nn.Linear(channels, channels // 4), nn.ReLU(), nn.Linear(channels // 4, 4 * channels))
+
+        self.x_amp, self.h_amp = amp(), amp()
+
+    def forward(self, x, h, c):
+        gates = self.x_amp(x) + self.h_amp(h[0])
+        i_gate, f_gate, c_gate, o_gate = gates.chunk(4, dim=1)
+        cy = torch.sigmoid(f_gate) * c[0] + torch.sigmoid(i_gate) * torch.tanh(c_gate)
+        hy = torch.sigmoid(o_gate) * torch.sigmoid(cy)
+        return torch.stack([hy], 0), torch.stack([cy], 0)
+
+
+class DIAAttention(nn.Module):
+    """One module shared by every unit of a stage, its (h, c) state passed from unit to unit."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.lstm = DIALSTMCell(channels)
+
+    def forward(self, x, hc=None):
+        w = F.adaptive_avg_pool2d(x, 1)
+        w = w.view(w.size(0), -1)
+        if hc is None:
+            h = c = torch.zeros_like(w).unsqueeze(dim=0)
+        else:
+            h, c = hc
+        h, c = self.lstm(w, h, c)
+        return x * h[-1].unsqueeze(dim=2).unsqueeze(dim=3), (h, c)
+
+
+class DIAUnit(nn.Module):
+    def __init__(self, cin, cout, stride, attention):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(cin, cout, stride=stride), conv_bn(cout, cout, act=None))
+        self.shortcut = conv_bn(cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else nn.Identity()
+        self.attention = attention
+
+    def forward(self, x, hc):
+        out, hc = self.attention(self.body(x), hc)
+        return F.relu(out + self.shortcut(x)), hc
+
+
+class DIAResNet(nn.Module):
+    """DIA-ResNet-14 for CIFAR: three stages of two units, one attention module per stage."""
+
+    def __init__(self, widths=(16, 32, 64), units=2):
+        super().__init__()
+        self.stem, cin, self.stages = conv_bn(3, 16), 16, nn.ModuleList()
+        for i, width in enumerate(widths):
+            attention = DIAAttention(width)
+            stage = nn.ModuleList()
+            for j in range(units):
+                stage.append(DIAUnit(cin, width, 2 if i and not j else 1, attention))
+                cin = width
+            self.stages.append(stage)
+        self.head = Head(cin)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for stage in self.stages:
+            hc = None
+            for unit in stage:
+                x, hc = unit(x, hc)
+        return self.head(x)
+
+
 FAMILIES = {"preact-resnet": PreActResNet, "se-resnet": SEResNet, "densenet": DenseNet, "resnext": ResNeXt,
             "pyramidnet": PyramidNet, "shufflenetv2": ShuffleNetV2, "mobilenetv3": MobileNetV3,
-            "ghostnet": GhostNet}
+            "ghostnet": GhostNet, "wrn": WideResNet, "ror": RoR, "nin": NIN, "shake-shake": ShakeShakeResNet,
+            "dia-resnet": DIAResNet}
 
 
 def randomize_batchnorm(module, generator):

@@ -27,6 +27,17 @@ EXPECTED = {
     "shufflenetv2": ({"channel shuffle": 4}, {"zcu104": "cannot express Reshape", "xavier": OK}),
     "mobilenetv3": ({}, {"zcu104": OK, "xavier": OK}),
     "ghostnet": ({"joins channels split into different groups": 11}, {"zcu104": OK, "xavier": OK}),
+    "wrn": ({}, {"zcu104": OK, "xavier": OK}),
+    "ror": ({}, {"zcu104": OK, "xavier": OK}),
+    "nin": ({}, {"zcu104": OK, "xavier": OK}),
+    # the downsampling shortcut concatenates two convolutions and is added to one; its pixel shift
+    # (a spatial Slice and Pad) is not lowered to XIR
+    "shake-shake": ({"joins channels split into different groups": 8},
+                    {"zcu104": "cannot express Slice (node '/features/features.3/shortcut/Slice'", "xavier": OK}),
+    # the attention's LSTM cell: its state goes through stack/index (Unsqueeze/Gather on axis 0), which
+    # freezes each stage's width, and its 4C gate vector is chunked into quarters
+    "dia-resnet": ({"produced by Gather node": 3, "cuts the channel axis inside a group": 6},
+                   {"zcu104": "cannot express Slice (node '/stages.0.0/attention/lstm/Slice'", "xavier": OK}),
 }
 
 

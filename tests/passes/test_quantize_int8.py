@@ -161,6 +161,23 @@ def test_tensorrt_flavour_takes_an_add_of_a_tensor_to_itself(rng):
     runs_in_onnx_runtime(quantized_model)
 
 
+@pytest.mark.parametrize("flavor", ["tensorrt", "dpu", "generic"])
+def test_a_weight_shared_by_two_layers_quantizes_in_every_flavour(rng, flavor):
+    """One module applied twice (DIA-ResNet's shared attention) leaves one weight
+    read by two layers; ORT quantizes it once, and for tensorrt the pass said its
+    DequantizeLinear 'feeds 2 nodes'. Each layer now gets a pair of its own."""
+    weight = rng.standard_normal((3, 3, 3, 3)).astype(np.float32)
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                        helper.make_node("Relu", ["c"], ["r"]),
+                        helper.make_node("Conv", ["r", "w"], ["y"], pads=[1, 1, 1, 1])], {"w": weight})
+    quantized_model, records = quantize(model, flavor)
+    view = View(quantized_model)
+    dqs = [view.weight_dq(conv) for conv in view.nodes("Conv")]
+    if flavor == "tensorrt":
+        assert dqs[0].name != dqs[1].name and records[-1].stats["shared_weights_copied"] == 1
+    runs_in_onnx_runtime(quantized_model)
+
+
 @every_zoo_model
 def test_generic_flavour(quantized, name, scale):
     view, _ = quantized(name, "generic", scale)
