@@ -11,6 +11,8 @@ bindings from cuda-python (`pip install cuda-python==11.8.*` on JetPack 5):
 Each timed inference is host-to-device copy, enqueue and device-to-host copy
 on one CUDA stream, timed with CUDA events and then synchronized (trtexec's
 latencyMs covers the same span); --compute-only times the enqueue alone.
+Tensors are bound by name (TensorRT 8.5's set_tensor_address and
+execute_async_v3), not by the binding indices 8.5 deprecates and 10.0 removes.
 Results follow ncc's results schema, as every ncc harness's do.
 
 Exit codes: 0 the run passed; 4 the run is invalid or missed its deadline more
@@ -37,10 +39,19 @@ EXIT_NO_RUNTIME = 3
 HARNESS = "tensorrt-python"
 
 
+def load_cudart():
+    """cuda-python's CUDA runtime module: cuda.bindings.runtime from 11.8.4 on,
+    where cuda.cudart is deprecated (and gone in 13.0); cuda.cudart before."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        from cuda import cudart as runtime
+    return runtime
+
+
 def cuda_call(result):
     """cuda-python returns (error, values...); raise on an error, give the values."""
-    from cuda import cudart
-
+    cudart = load_cudart()
     error, *values = result
     if error != cudart.cudaError_t.cudaSuccess:
         raise RuntimeError(f"CUDA error {error}")
@@ -52,8 +63,8 @@ class Engine:
 
     def __init__(self, path, seed, input_path=None):
         import tensorrt as trt
-        from cuda import cudart
 
+        cudart = load_cudart()
         self.trt, self.cudart = trt, cudart
         self.logger = trt.Logger(trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(self.logger, "")
@@ -66,20 +77,25 @@ class Engine:
         self.stream = cuda_call(cudart.cudaStreamCreate())
         self.start, self.end = cuda_call(cudart.cudaEventCreate()), cuda_call(cudart.cudaEventCreate())
         rng = np.random.default_rng(seed)
-        self.inputs, self.outputs, self.addresses = [], [], []
-        for index in range(self.engine.num_bindings):  # the binding API of TensorRT 8.5
-            name = self.engine.get_binding_name(index)
-            shape = tuple(self.context.get_binding_shape(index))
-            dtype = np.dtype(trt.nptype(self.engine.get_binding_dtype(index)))
-            if self.engine.binding_is_input(index):
+        self.inputs, self.outputs = [], []
+        for index in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(index)
+            shape = tuple(self.context.get_tensor_shape(name))
+            if any(size < 0 for size in shape):
+                raise RuntimeError(f"{path}: tensor {name} has a dynamic shape {shape}; the harness times "
+                                   "engines of static shapes, as ncc compiles them")
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            if is_input:
                 host = np.load(input_path).astype(dtype) if input_path else \
                     rng.standard_normal(shape).astype(dtype)
                 host = np.ascontiguousarray(host.reshape(shape))
             else:
                 host = np.empty(shape, dtype)
             device = cuda_call(cudart.cudaMalloc(host.nbytes))
-            (self.inputs if self.engine.binding_is_input(index) else self.outputs).append((name, host, device))
-            self.addresses.append(int(device))
+            if not self.context.set_tensor_address(name, int(device)):
+                raise RuntimeError(f"TensorRT refused the device buffer of tensor {name}")
+            (self.inputs if is_input else self.outputs).append((name, host, device))
 
     def step(self, compute_only=False):
         """One inference; its milliseconds by CUDA events."""
@@ -89,7 +105,7 @@ class Engine:
         if not compute_only:
             for _name, host, device in self.inputs:
                 cuda_call(cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes, h2d, self.stream))
-        if not self.context.execute_async_v2(self.addresses, self.stream):
+        if not self.context.execute_async_v3(int(self.stream)):
             raise RuntimeError("TensorRT failed to enqueue the inference")
         if not compute_only:
             for _name, host, device in self.outputs:

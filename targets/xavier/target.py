@@ -219,7 +219,10 @@ def build_engine_here(bundle_dir: str, model_name: str, precision: dict) -> dict
             return None
     except Exception:  # noqa: BLE001 - no bindings, no driver or no GPU all mean: not here
         return None
-    from cuda import cudart
+    try:  # cuda-python 11.8.4 on; cuda.cudart, deprecated there, is all older ones have
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        from cuda import cudart
 
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
     parser = trt.OnnxParser(network, logger)
