@@ -83,9 +83,9 @@ def main():
 
 
 def _register():
-    from ncc.cli.commands import bench, compile, eval, inspect, profile, run, sweep, train, zoo
+    from ncc.cli.commands import bench, compile, eval, inspect, profile, run, sweep, sysroot, train, zoo
 
-    for module in (compile, inspect, profile, zoo, train, eval, bench, run, sweep):
+    for module in (compile, inspect, profile, zoo, train, eval, bench, run, sweep, sysroot):
         main.add_command(module.command)
 
 

@@ -17,10 +17,11 @@ def require(cxx: str, what: str) -> None:
             raise ToolchainError(f"{tool} is not installed (needed to build the {what})")
 
 
-def make(harness_dir: str, cxx: str, what: str, target: str = "harness") -> None:
-    """`make CXX=cxx target` in harness_dir; `what` names the harness in errors."""
+def make(harness_dir: str, cxx: str, what: str, target: str = "harness", variables: dict | None = None) -> None:
+    """`make CXX=cxx [NAME=VALUE...] target` in harness_dir; `what` names the harness in errors."""
     require(cxx, what)
-    done = run_tool(["make", "--no-print-directory", "-C", harness_dir, f"CXX={cxx}", target])
+    settings = [f"{name}={value}" for name, value in (variables or {}).items()]
+    done = run_tool(["make", "--no-print-directory", "-C", harness_dir, f"CXX={cxx}", *settings, target])
     if done.returncode != 0:
         error = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[-300:])
         raise ToolchainError(f"building the {what} with {cxx} failed: {error}")

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
+from ncc.runtime_harness import vart_harness
 from ncc.runtime_harness.cpp_build import CPP_HEADERS
 
 HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -34,6 +35,7 @@ class Harness:
     runs: str  # the bundle-relative script that runs it on its board
     files: tuple  # HarnessFile, copied into every bundle of this kind
     command: Callable | None = None  # (bundle_dir, manifest entry) -> argv here; None: only on its board
+    sysroot: Callable | None = None  # (cache, force) -> the board's sysroot path, to cross-build the harness here
 
     def install(self, bundle) -> list:
         """Copy the files into `bundle` (a BundleWriter); their Artifacts."""
@@ -100,7 +102,7 @@ VART = Harness("vart", "harness/run.sh", (
     *_cpp_headers("harness"),
     HarnessFile("vart/Makefile", "harness/Makefile", "harness", "builds the harness on the board or its sysroot"),
     HarnessFile("vart/run.sh", "harness/run.sh", "script", "runs the harness on out/model.xmodel", executable=True),
-))
+), sysroot=vart_harness.sysroot)
 
 KINDS = {harness.kind: harness for harness in (ONNXRUNTIME, TVM_CPP, TENSORRT, VART)}
 

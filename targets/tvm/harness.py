@@ -11,6 +11,7 @@ import subprocess
 
 import onnx
 
+from ncc.core.cache import cache_dir
 from ncc.runtime_harness.cpp_build import make, require
 from ncc.runtime_harness.harnesses import TVM_CPP
 from ncc.targets.tvm.runtime_libs import include_dir, versions
@@ -50,8 +51,6 @@ def write_harness(model: onnx.ModelProto, bundle, cxx: str) -> None:
 def _build(harness_dir: str, cxx: str):
     """Build the binary, or take it from the cache: it depends only on the
     sources, the compiler and the runtime versions, never on the model."""
-    from ncc.targets.tvm.tuning import cache_dir
-
     require(cxx, "timing harness")
     digest = hashlib.sha256(json.dumps([cxx, _compiler_version(cxx), versions()]).encode())
     for name in (*(os.path.basename(f.path) for f in TVM_CPP.files), BUILD_SETTINGS):

@@ -15,6 +15,7 @@ import tempfile
 import zipfile
 from importlib import metadata
 
+from ncc.core.cache import cache_dir
 from ncc.core.errors import ToolchainError
 from ncc.core.interrupts import run_tool
 
@@ -48,8 +49,6 @@ def _package_dir(package: str) -> str:
 
 
 def _cache_folder(arch: str) -> str:
-    from ncc.targets.tvm.tuning import cache_dir
-
     tag = "-".join(f"{dist}-{version}" for dist, version in versions().items())
     return os.path.join(cache_dir(), "runtime", arch, tag)
 

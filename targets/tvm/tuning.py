@@ -17,6 +17,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from ncc.core.cache import cache_dir
 from ncc.core.errors import ToolchainError, UsageError
 
 # MetaSchedule's builder workers import tvm anew for every batch; 30 s (its
@@ -34,10 +35,6 @@ TUNING_PACKAGES = ("xgboost", "cloudpickle", "psutil")
 # MetaSchedule's search replays its database's best records onto its design space, and that
 # replay fails on the defaults' weight-layout rewrites (parallel_for_dynamic ... initial_indices)
 DEFAULTS = "ncc_default"
-
-
-def cache_dir() -> str:
-    return os.environ.get("NCC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ncc")
 
 
 def default_database_dir(machine) -> str:

@@ -207,9 +207,10 @@ def _fusion(op, producer, ctx, device) -> tuple[str, str]:
     return "DPU", f"fused into {producer.type} '{producer.name}'"
 
 
-def subgraphs(graph: XirGraph, placements: list[Placement]) -> dict:
-    """Connected groups of DPU ops and of CPU ops (fix ops are transparent):
-    the subgraphs vai_c_xir cuts the graph into, and the user's input."""
+def groups(graph: XirGraph, placements: list[Placement]) -> list[tuple[str, list[str]]]:
+    """Connected groups of DPU ops and of CPU ops (fix ops are transparent),
+    as (device, op names in graph order), in the order of their first ops:
+    the subgraphs vai_c_xir cuts the graph into, beside the user's input."""
     ctx = _Context(graph)
     device = {p.op: p.device for p in placements}
     parent = {name: name for name in device}
@@ -227,12 +228,17 @@ def subgraphs(graph: XirGraph, placements: list[Placement]) -> dict:
             source = ctx.through_fix(name)
             if source in device and device[source] == device[op.name]:
                 parent[find(source)] = find(op.name)
-    groups = {}
-    for name, place in device.items():
-        groups.setdefault((place, find(name)), []).append(name)
-    counts = {"DPU": 0, "CPU": 0}
-    for place, _ in groups:
-        counts[place] += 1
+    found = {}
+    for op in graph.ops:
+        if op.name in device:
+            found.setdefault(find(op.name), (device[op.name], []))[1].append(op.name)
+    return list(found.values())
+
+
+def subgraphs(graph: XirGraph, placements: list[Placement]) -> dict:
+    """How many subgraphs vai_c_xir cuts the graph into, per device."""
+    cut = groups(graph, placements)
+    counts = {place: sum(1 for device, _ops in cut if device == place) for place in ("DPU", "CPU")}
     inputs = sum(1 for op in graph.ops if op.type == "data")
     return {"dpu": counts["DPU"], "cpu": counts["CPU"], "user": inputs,
             "total": counts["DPU"] + counts["CPU"] + inputs}

@@ -17,6 +17,7 @@ from ncc.runtime_harness import rt_power
 from ncc.runtime_harness.harnesses import VART
 from ncc.runtime_harness.results import validate
 from ncc.runtime_harness.vart_harness import build_here
+from ncc.targets.zcu104.xmodel_writer import read_xmodel
 from test_power import JETSON, energy_per_inference, make_hwmon
 
 pytestmark = pytest.mark.skipif(
@@ -65,6 +66,8 @@ def test_bundle_holds_the_sources_the_board_builds_from(bundle):
     cross = subprocess.run(["make", "-n", "-B", "-C", bundle / "harness", "harness", "SYSROOT=/opt/sysroot",
                             "CXX=aarch64-linux-gnu-g++"], capture_output=True, text=True, check=True).stdout
     assert "aarch64-linux-gnu-g++ -std=c++17" in cross and "--sysroot=/opt/sysroot" in cross
+    assert "-L/opt/sysroot/usr/lib/aarch64-linux-gnu" in cross  # a Debian sysroot's multiarch folders
+    assert "-Wl,-rpath-link,/opt/sysroot/usr/lib/aarch64-linux-gnu:/opt/sysroot/lib/aarch64-linux-gnu:" in cross
     assert "-lvart-runner -lxir" in cross
     if shutil.which("shellcheck"):
         assert subprocess.run(["shellcheck", bundle / "harness" / "run.sh"], check=False).returncode == 0
@@ -78,8 +81,12 @@ def test_dummy_runner_run_validates_and_says_no_dpu_ran(bundle):
     assert results["harness"] == "vart" and results["model"] == "model.xmodel" and results["valid"]
     env = results["environment"]
     assert (env["runtime"], env["runtime_version"]) == ("vart", "2.5.0")
-    assert env["extra"] == {"runner": "dummy", "dpu_subgraphs": ["subgraph_conv"], "subgraph_devices": ["USER", "DPU"]}
-    assert any("no DPU ran" in note for note in results["notes"])
+    assert env["extra"] == {"runner": "dummy", "subgraphs": [
+        {"name": "subgraph_input", "device": "USER", "ran": False},
+        {"name": "subgraph_conv", "device": "DPU", "ran": True, "library": "libvart-dummy-runner.so",
+         "inputs": {"input": "random"}}]}
+    assert results["notes"] == ["dummy runner (libvart-dummy-runner.so) in place of every DPU and CPU runner: no DPU "
+                                "ran; the times are the dummy's sleep and say nothing about the model"]
     assert results["run"]["iterations"] == 100 == len(results["times_ms"])
     assert results["latency_ms"]["min"] >= SLEEP_MS  # each timed job is the dummy's sleep
     assert len((bundle / "times.csv").read_text().splitlines()) == 101
@@ -136,7 +143,7 @@ def test_input_from_npy_and_output_to_npy(bundle, tmp_path):
 def test_input_of_the_wrong_shape_is_one_error_line(bundle, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), dtype=np.int8))
     code, stderr, _ = run(bundle, "--runner", "dummy", "--input", tmp_path / "x.npy")
-    assert code == 1 and len(stderr) == 1 and "does not match DPU input 'input'" in stderr[0]
+    assert code == 1 and len(stderr) == 1 and "does not match the input 'input'" in stderr[0]
 
 
 def test_xmodel_without_a_dpu_subgraph_is_one_error_line(bundle, tmp_path):
@@ -165,3 +172,38 @@ def test_a_file_that_is_no_xmodel_ends_with_the_harness_line(bundle, tmp_path):
 def test_bad_command_lines_are_one_error_line(bundle, args, message):
     code, stderr, results = run(bundle, *args)
     assert (code, stderr, results) == (1 if "cannot open" in message else 2, [message], None)
+
+
+# --- a partitioned model: CPU subgraphs between the DPU ones ---------------------
+
+def test_cpu_subgraphs_run_in_turn_with_the_dpu_ones_reading_what_they_wrote(bundle, zcu104_bundle):
+    model, devices = zcu104_bundle("cpu-layer")
+    assert devices == ["USER", "DPU", "CPU", "DPU"]
+    code, stderr, results = run(bundle, "--model", model / "out" / "model.xmodel", "--runner", "dummy",
+                                "--iterations", "100", *QUICK)
+    assert code == 0, stderr
+    assert validate(results) == []
+    dummy = "libvart-dummy-runner.so"
+    assert results["environment"]["extra"]["subgraphs"] == [
+        {"name": "subgraph_x", "device": "USER", "ran": False},
+        {"name": "subgraph_conv1", "device": "DPU", "ran": True, "library": dummy, "inputs": {"x_fix": "random"}},
+        {"name": "subgraph_sigmoid", "device": "CPU", "ran": True, "library": dummy,
+         "inputs": {"relu1_fix": "subgraph subgraph_conv1"}},
+        {"name": "subgraph_conv2", "device": "DPU", "ran": True, "library": dummy,
+         "inputs": {"sigmoid_fix": "subgraph subgraph_sigmoid"}}]
+    assert results["notes"][0] == ("each time is the model's 2 DPU and 1 CPU subgraph(s) run in turn, "
+                                   "in topological order")
+    assert "no DPU ran and no CPU subgraph was computed" in results["notes"][1]
+    assert results["latency_ms"]["min"] >= 3 * SLEEP_MS  # three subgraphs' jobs per inference
+
+
+def test_a_cpu_subgraph_that_names_no_runner_is_one_error_line(bundle, zcu104_bundle, tmp_path):
+    model, _devices = zcu104_bundle("cpu-layer")
+    graph = read_xmodel((model / "out" / "model.xmodel").read_bytes())
+    cpu = next(child for child in graph.subg_root.subg_child if child.subg_attr["device"].string_value == "CPU")
+    del cpu.subg_attr["runner"]
+    (tmp_path / "uncompiled.xmodel").write_bytes(graph.SerializeToString())
+    code, stderr, results = run(bundle, "--model", tmp_path / "uncompiled.xmodel", "--runner", "dummy")
+    assert (code, results) == (1, None)
+    assert stderr == ["harness: error: CPU subgraph subgraph_sigmoid names no runner (no \"runner\" attribute): "
+                      "not an xmodel vai_c_xir compiled"]
