@@ -144,6 +144,22 @@ def test_conv2d_int8_exact(ic, oc, h, w, k, stride, pad, zx, dtype, vnni):
     np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, stride, pad, zx, 1))
 
 
+@pytest.mark.parametrize("ic,oc,h,k,strategy", [
+    (3, 32, 16, 3, "vnni_pixels"),         # the first layer: pixels in the lanes
+    (16, 24, 8, 3, "vnni_pixels"),
+    (64, 64, 8, 3, "vnni_channels"),       # a 3x3 conv of more channels: output channels in the lanes
+    (256, 256, 8, 3, "vnni_channels"),
+    (64, 48, 8, 1, "vnni_pixels_flat"),    # 1x1: the image's pixels in the lanes
+])
+def test_conv2d_int8_picks_the_lanes_that_measured_faster(ic, oc, h, k, strategy):
+    rng = np.random.default_rng(ic)
+    x = rng.integers(0, 256, (1, ic, h, h)).astype("uint8")
+    wt = rng.integers(-64, 64, (oc, ic, k, k)).astype(np.int8)
+    target = host()
+    _, done = schedule_with(lower(conv_module(x.shape, "uint8", wt, 1, k // 2, 0, 1), target), target, Conv2dInt8())
+    assert [f'"{strategy}"' in script for _, script in done] == [True]
+
+
 DW_CASES = [
     (32, 17, 17, 3, 1, 1, 5),   # odd size, zero point padding
     (48, 16, 16, 3, 2, 1, 0),   # stride 2
