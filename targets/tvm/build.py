@@ -60,10 +60,12 @@ def prepare(mod, target):
     from tvm import relax
 
     from ncc.targets.tvm.integer_ops import integer_layers_pass
+    from ncc.targets.tvm.strided_pointwise import strided_pointwise_pass
 
     with target:
         return tvm.transform.Sequential([
             integer_layers_pass(),  # before constant folding turns int8 weights into float ones
+            strided_pointwise_pass(),
             relax.transform.DecomposeOpsForInference(),
             relax.transform.CanonicalizeBindings(),
             relax.get_pipeline("zero"),

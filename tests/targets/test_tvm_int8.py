@@ -115,6 +115,34 @@ def test_no_float_convolution_remains_in_an_int8_model(int8_bundle, model):
             assert "int8" in {str(p.dtype) for p in func.params}, gvar.name_hint
 
 
+def test_strided_pointwise_convolutions_become_strided_slices(int8_bundle):
+    """ResNet-50's downsampling shortcuts (1x1, stride 2) run as a strided slice
+    and a stride-1 integer conv, which the flattened-pixel schedule takes."""
+    from ncc.targets.tvm import build as tvm_build
+    from ncc.targets.tvm.integer_ops import integer_layers_pass
+    from ncc.targets.tvm.strided_pointwise import strided_pointwise_pass
+    from tvm import relax
+
+    qdq = onnx.load(int8_bundle("resnet50", "host") / "model.onnx")
+    strided = [n for n in qdq.graph.node if n.op_type == "Conv"
+               and [a.ints for a in n.attribute if a.name == "strides"] == [[2, 2]]
+               and [a.ints for a in n.attribute if a.name == "kernel_shape"] == [[1, 1]]]
+    convs, slices = [], []
+
+    def collect(expr):
+        if isinstance(expr, relax.Call) and getattr(expr.op, "name", "") == "relax.nn.conv2d":
+            convs.append(([int(d) for d in expr.args[1].ty.shape][2:], [int(s) for s in expr.attrs.strides],
+                          expr.attrs.out_dtype))
+        if isinstance(expr, relax.Call) and getattr(expr.op, "name", "") == "relax.strided_slice":
+            slices.append(expr)
+
+    integer = integer_layers_pass()(tvm_build.import_onnx(qdq))
+    relax.analysis.post_order_visit(strided_pointwise_pass()(integer)["main"], collect)
+    assert convs and all(c[0] != [1, 1] or str(c[2]) == "int32" for c in convs)
+    assert strided and not [c for c in convs if c[:2] == ([1, 1], [2, 2])]
+    assert len(slices) >= len(strided)
+
+
 @pytest.mark.parametrize("model", ["resnet50", "mobilenetv2"])
 def test_residual_adds_read_quantized_tensors(int8_bundle, model):
     """A residual Add is one integer kernel of both quantized tensors: no kernel
