@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tvm
 from ncc.targets.tvm.schedules.conv2d_int8 import Conv2dInt8
+from ncc.targets.tvm.schedules.int8_common import Isa
 from ncc.targets.tvm.schedules.dense_int8 import DenseInt8
 from tvm import relax
 
@@ -162,9 +163,13 @@ def test_conv2d_int8_picks_the_lanes_that_measured_faster(ic, oc, h, k, strategy
 
 DW_CASES = [
     (32, 17, 17, 3, 1, 1, 5),   # odd size, zero point padding
-    (48, 16, 16, 3, 2, 1, 0),   # stride 2
-    (24, 8, 8, 3, 1, 1, 3),
+    (48, 16, 16, 3, 2, 1, 0),   # stride 2 to an 8x8 map
+    (24, 8, 8, 3, 1, 1, 3),     # 24 channels fill no 16 lanes
     (16, 5, 5, 5, 1, 2, 0),     # 5x5 kernel, odd size
+    (64, 8, 8, 3, 1, 1, 5),     # MobileNetV2's small maps: channels in the lanes
+    (160, 4, 4, 3, 1, 1, 0),
+    (32, 9, 9, 3, 2, 1, 7),     # stride 2, odd size, zero point
+    (32, 16, 16, 3, 1, 1, 0),   # wider maps keep rows in the lanes
 ]
 
 
@@ -176,7 +181,11 @@ def test_depthwise_int8_exact(c, h, w, k, stride, pad, zx):
     target = host()
     mod = lower(conv_module(x.shape, "uint8", wt, stride, pad, zx, c), target)
     mod, done = schedule_with(mod, target, Conv2dInt8())
-    assert done
+    # channels in the lanes for maps narrower than 16 whose channels fill the int32 lanes
+    out_w = (w + 2 * pad - k) // stride + 1
+    channels = out_w < 16 and c % Isa(target).i32_lanes == 0
+    strategy = "depthwise_channels" if channels else "depthwise_rows"
+    assert [f'"{strategy}"' in script for _, script in done] == [True]
     np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, stride, pad, zx, c))
 
 

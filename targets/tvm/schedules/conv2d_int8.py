@@ -50,7 +50,8 @@ class Conv2dInt8(ScheduleRule):
 
     def __init__(self, use_vnni=True, max_regs=None, vector_epilogue=True, pixel_vnni=True,
                  block_copy_vec=False, pixel_min=8, flatten=True,
-                 dw_x=None, dw_pixels=None, dw_rows=4, flatten_all=True, pixel_max_ic=16):
+                 dw_x=None, dw_pixels=None, dw_rows=4, flatten_all=True, pixel_max_ic=16,
+                 dw_channel_max_width=16):
         self.use_vnni = use_vnni
         self.pixel_vnni = pixel_vnni
         self.block_copy_vec = block_copy_vec
@@ -59,6 +60,7 @@ class Conv2dInt8(ScheduleRule):
         self.flatten = flatten
         self.flatten_all = flatten_all
         self.dw_x, self.dw_pixels, self.dw_rows = dw_x, dw_pixels, dw_rows
+        self.dw_channel_max_width = dw_channel_max_width
         self.vector_epilogue = vector_epilogue
         self.max_regs = max_regs
 
@@ -97,7 +99,8 @@ class Conv2dInt8(ScheduleRule):
                           lambda s, c: self._dense(s, func, c, data_buf, isa, shape, allow_pixels=False)]
         elif icg == 1 and groups == oc:
             shape = (n, oc, oh, ow, kh, kw)
-            strategies = [lambda s, c: self._depthwise(s, func, c, data_buf, isa, shape)]
+            strategies = [lambda s, c: self._depthwise_channels(s, c, data_buf, isa, shape),
+                          lambda s, c: self._depthwise(s, func, c, data_buf, isa, shape)]
         else:
             return None
         # each strategy on a fresh schedule: a failed one leaves nothing behind
@@ -278,6 +281,35 @@ class Conv2dInt8(ScheduleRule):
         sch.vectorize(sch.get_loops(init)[-1])
         sch.tensorize(xi, intrin)
         _tag(sch, "vnni_pixels_flat" if flatten else "vnni_pixels")
+        return sch
+
+    def _depthwise_channels(self, sch, conv, data_buf, isa, shape):
+        """Small maps (MobileNetV2's 8x8 and 4x4): channels in the lanes. The
+        (padded) input is copied to NCHW{lanes}c and the weights prepacked
+        likewise, so each of the window's taps is one contiguous vector load per
+        output pixel; a block of channels accumulates its whole map locally and
+        the epilogue writes it back as NCHW."""
+        n, oc, oh, ow, kh, kw = shape
+        lanes = isa.i32_lanes
+        if ow >= self.dw_channel_max_width or oc % lanes:
+            return None
+        pad, epilogue = self._prologue_epilogue(sch, conv, data_buf)
+        self._block_data(sch, conv, pad, lambda b, c, h, w: (b, c // lanes, h, w, c % lanes))
+        self._pack_weight(sch, conv, lambda o, i, h, w: (o // lanes, i, h, w, o % lanes))
+        sch.set_scope(conv, 0, "local")
+        sch.transform_layout(conv, ("write", 0), lambda b, f, y, x: (b, f // lanes, y, x, f % lanes))
+        ln, lf, ly, lx, lrc, lry, lrx = sch.get_loops(conv)
+        fo, fi = sch.split(lf, [None, lanes])
+        sch.reorder(ln, fo, ly, lx, lrc, lry, lrx, fi)
+        sch.unroll(lry)
+        sch.unroll(lrx)
+        sch.vectorize(fi)
+        sch.reverse_compute_at(epilogue, fo)
+        sch.vectorize(sch.get_loops(epilogue)[-1])
+        sch.parallel(sch.fuse(ln, fo))
+        init = sch.decompose_reduction(conv, lrc)
+        sch.vectorize(sch.get_loops(init)[-1])
+        _tag(sch, "depthwise_channels")
         return sch
 
     def _depthwise(self, sch, func, conv, data_buf, isa, shape):
