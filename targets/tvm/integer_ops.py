@@ -374,6 +374,8 @@ class _Layer:
 
 
 def _vector_block_multiple(channels: int) -> int:
+    if channels < 4:  # (a slice of fewer channels than one vector fails TVM's vectorizer; too small to matter)
+        return channels
     block = 8 if channels > 8 else 4
     return -(-channels // block) * block
 
