@@ -121,7 +121,7 @@ CONV_CASES = [
     (16, 32, 15, 15, 3, 2, 1, 11, "uint8", True),  # stride 2, odd size, pad with zero point
     (20, 40, 7, 7, 3, 2, 0, 0, "uint8", True),     # stride 2, no pad, OC % 16 != 0 (8-lane VNNI)
     (3, 16, 11, 11, 3, 1, 1, 5, "uint8", True),    # 3 input channels: reduction zero-padded to 4
-    (3, 32, 16, 16, 3, 1, 1, 0, "uint8", True),    # first layer, pixel-vector VNNI
+    (3, 32, 16, 16, 3, 1, 1, 0, "uint8", True),    # first layer, channel-vector VNNI
     (137, 24, 9, 9, 3, 1, 1, 2, "uint8", True),    # NeuralScale's odd widths: IC 137
     (137, 40, 16, 16, 1, 1, 0, 0, "uint8", True),  # 1x1 pixel path, IC 137
     (8, 20, 10, 10, 3, 1, 1, 0, "uint8", False),   # OC 20: 4 lanes
@@ -146,7 +146,7 @@ def test_conv2d_int8_exact(ic, oc, h, w, k, stride, pad, zx, dtype, vnni):
 
 
 @pytest.mark.parametrize("ic,oc,h,k,strategy", [
-    (3, 32, 16, 3, "vnni_pixels"),         # the first layer: pixels in the lanes
+    (3, 32, 16, 3, "vnni_channels"),       # the first layer: its reduction zero-padded to 4
     (16, 24, 8, 3, "vnni_pixels"),
     (64, 64, 8, 3, "vnni_channels"),       # a 3x3 conv of more channels: output channels in the lanes
     (256, 256, 8, 3, "vnni_channels"),

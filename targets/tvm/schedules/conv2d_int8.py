@@ -197,7 +197,7 @@ class Conv2dInt8(ScheduleRule):
         # (Xeon, Emerald Rapids: 256 channels at 8x8 0.15 ms against 0.40)
         pixels_pay = pointwise or ic <= self.pixel_max_ic or not vnni
         if (allow_pixels and self.use_vnni and self.pixel_vnni and isa.vnni512 and uint8 and stride1
-                and pixels_pay and pixels % self.pixel_min == 0):
+                and pixels_pay and ic % 4 == 0 and pixels % self.pixel_min == 0):
             return self._dense_pixels(sch, conv, data_buf, isa, shape,
                                       flatten=pointwise and self.flatten and (self.flatten_all or ow % 16 != 0))
         if vnni:
