@@ -190,9 +190,9 @@ class Conv2dInt8(ScheduleRule):
         stride1 = int(data_buf.shape[2]) == oh + kh - 1 and int(data_buf.shape[3]) == ow + kw - 1
         pointwise = kh == 1 and kw == 1 and stride1
         pixels = oh * ow if pointwise else ow
-        # (output channels are padded to a multiple of 4 or 8 by integer_ops)
+        # (integer_ops pads output channels to a multiple of 4 or 8, from 4 channels up)
         vnni = self.use_vnni and isa.vnni512 and uint8 and oc % 8 == 0
-        # Pixels in the lanes pay for 1x1 convs and thin layers (the 3-channel first one); a KxK
+        # Pixels in the lanes pay for 1x1 convs and thin layers of whole 4-channel groups; a KxK
         # conv of more input channels ran 1.1-2.7x faster with output channels in the lanes
         # (Xeon, Emerald Rapids: 256 channels at 8x8 0.15 ms against 0.40)
         pixels_pay = pointwise or ic <= self.pixel_max_ic or not vnni
