@@ -24,7 +24,7 @@ becomes one elementwise PrimFunc of the two integer tensors (integer_add_pass),
 so that no dequantized float tensor is written between kernels.
 A dense conv whose output channels do not fill the CPU schedules' vector
 blocks (NeuralScale's 137 or 230) computes zero-weight channels up to a
-multiple of 8 (4 below 8) and slices them off before the rescale; the slice
+multiple of 8 (4 below 8; none below 4) and slices them off before the rescale; the slice
 fuses into the kernel, so only the accumulator tile is wider.
 
 It is done on Relax rather than on the ONNX graph because TVM's ONNX
