@@ -48,7 +48,8 @@ def np_conv(x, w, stride, pad, zx, groups):
 
 # -- building -------------------------------------------------------------------
 
-def conv_module(shape_x, dtype, w, stride, pad, zx, groups):
+def conv_module(shape_x, dtype, w, stride, pad, zx, groups, float_sums=False):
+    """float_sums: the conv as integer_ops emits a wide depthwise one, integers summed in float32."""
     bb = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType(shape_x, dtype)) if hasattr(relax, "TensorType") else None
     if x is None:
@@ -61,8 +62,11 @@ def conv_module(shape_x, dtype, w, stride, pad, zx, groups):
                 p = 0
             else:
                 p = pad
-            acc = bb.emit(relax.op.nn.conv2d(data, relax.const(w), strides=stride, padding=p, groups=groups,
-                                             out_dtype="int32"))
+            weight, summed = (w.astype(np.float32), "float32") if float_sums else (w, "int32")
+            acc = bb.emit(relax.op.nn.conv2d(data, relax.const(weight), strides=stride, padding=p, groups=groups,
+                                             out_dtype=summed))
+            if float_sums:
+                acc = bb.emit(relax.op.astype(acc, "int32"))
             if zx:
                 off = (zx * w.astype(np.int64).sum(axis=(1, 2, 3))).astype(np.int32).reshape(1, -1, 1, 1)
                 acc = bb.emit(relax.op.subtract(acc, relax.const(off)))
@@ -187,6 +191,58 @@ def test_depthwise_int8_exact(c, h, w, k, stride, pad, zx):
     strategy = "depthwise_channels" if channels else "depthwise_rows"
     assert [f'"{strategy}"' in script for _, script in done] == [True]
     np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, stride, pad, zx, c))
+
+
+FLOAT_SUM_CASES = [
+    (32, 32, 32, 3, 1, 1, 0),   # MobileNetV2's 32x32 maps
+    (48, 33, 33, 3, 2, 1, 0),   # stride 2, odd padded width: the parity split pads a column
+    (16, 32, 32, 3, 2, 1, 0),   # stride 2, even padded width
+    (24, 20, 20, 5, 1, 2, 9),   # 5x5, zero point padding (a pad kernel of its own)
+    (16, 16, 16, 3, 1, 1, 0),
+]
+
+
+@pytest.mark.parametrize("c,h,w,k,stride,pad,zx", FLOAT_SUM_CASES)
+def test_depthwise_integers_summed_in_float_are_exact(c, h, w, k, stride, pad, zx):
+    """A wide depthwise int8 conv sums its integers in float32 (integer_ops), scheduled by the float
+    depthwise rule; extreme values (255 x -128 in every tap) stay exact."""
+    from ncc.targets.tvm.schedules import schedule_for
+
+    rng = np.random.default_rng(c + h)
+    x = rng.integers(0, 256, (1, c, h, w)).astype("uint8")
+    x[0, 0] = 255
+    wt = rng.integers(-128, 128, (c, 1, k, k)).astype(np.int8)
+    wt[0] = -128
+    target = host()
+    mod = lower(conv_module(x.shape, "uint8", wt, stride, pad, zx, c, float_sums=True), target)
+    rules = []
+    for gv, func in list(mod.functions_items()):
+        scheduled = schedule_for(func, target) if isinstance(func, tvm.tirx.PrimFunc) else None
+        if scheduled is not None and "conv2d" in gv.name_hint:
+            mod[gv] = scheduled[0].mod["main"].with_attr("tirx.is_scheduled", True)
+            rules.append(scheduled[1])
+    assert rules == ["conv2d-nchw-depthwise-grouped"]
+    with target:
+        mod = relax.transform.FoldConstant()(relax.transform.SplitLayoutRewritePreproc()(mod))
+    np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, stride, pad, zx, c))
+
+
+@pytest.mark.parametrize("c,h,k,stride,groups,in_float", [
+    (32, 32, 3, 1, 32, True),
+    (32, 32, 3, 2, 32, True),     # 16 wide out
+    (32, 16, 3, 2, 32, False),    # 8 wide out: integer sums, channels in the lanes
+    (32, 8, 3, 1, 32, False),
+    (32, 32, 3, 1, 1, False),     # dense
+    (32, 32, 3, 1, 8, False),     # grouped
+])
+def test_integer_ops_sums_wide_depthwise_convs_in_float(c, h, k, stride, groups, in_float):
+    from ncc.targets.tvm.integer_ops import _sums_in_float
+
+    x = relax.Var("x", relax.TensorType((1, c, h, h), "uint8"))
+    weight = np.ones((c, c // groups, k, k), np.int8)
+    call = relax.op.nn.conv2d(x, relax.const(weight), strides=stride, padding=k // 2, groups=groups,
+                              out_dtype="int32")
+    assert _sums_in_float(weight, call.attrs, x) == in_float
 
 
 def test_grouped_conv_is_left_to_other_rules():

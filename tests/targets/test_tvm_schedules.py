@@ -124,7 +124,9 @@ CONV_CASES = [
     (1, 16, 9, 9, 48, 1, 2, 0, 1, 1, "conv2d-nchw-1x1"),  # strided 1x1
     (1, 13, 5, 7, 7, 1, 1, 0, 1, 1, "conv2d-nchw-1x1"),  # odd everything
     (1, 24, 9, 11, 24, 3, 1, 1, 1, 24, "conv2d-nchw-depthwise-grouped"),
-    (1, 24, 17, 17, 24, 3, 2, 1, 1, 24, "conv2d-nchw-depthwise-grouped"),
+    (1, 24, 17, 17, 24, 3, 2, 1, 1, 24, "conv2d-nchw-depthwise-grouped"),  # stride 2, odd padded width
+    (1, 16, 32, 32, 16, 3, 2, 1, 1, 16, "conv2d-nchw-depthwise-grouped"),  # stride 2, even padded width
+    (1, 8, 20, 20, 8, 5, 1, 2, 1, 8, "conv2d-nchw-depthwise-grouped"),  # 5x5, each channel padded in place
     (1, 16, 8, 8, 32, 3, 1, 1, 1, 4, "conv2d-nchw-depthwise-grouped"),  # grouped
     (1, 12, 6, 7, 12, 3, 1, 1, 1, 3, "conv2d-nchw-depthwise-grouped"),
 ]

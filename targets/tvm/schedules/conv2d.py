@@ -1,4 +1,5 @@
-"""float32 NCHW conv2d rules: direct (KxK, strided, dilated), 1x1, depthwise / grouped."""
+"""float32 NCHW conv2d rules: direct (KxK, strided, dilated), 1x1, depthwise / grouped. The depthwise
+rule also takes the wide int8 depthwise convs that integer_ops sums in float32 (uint8/int8 data)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,16 +61,33 @@ def _is_mac(store, out_buf):
         return None
     if not isinstance(b, tirx.Mul):
         return None
-    if not (is_load(b.a) and is_load(b.b)):
+    factors = [_integer_widened(f) for f in (b.a, b.b)]
+    if not all(is_load(f) for f in factors):
         return None
-    return b.a, b.b
+    return tuple(factors)
+
+
+def _float_sum_of_integers(block) -> bool:
+    """A float32 accumulation of uint8/int8 data and float32 weights."""
+    reads = sorted(str(buf_of(r).dtype) for r in block.reads)
+    return [str(buf_of(w).dtype) for w in block.writes] == ["float32"] and \
+        reads in (["float32", "uint8"], ["float32", "int8"])
+
+
+def _integer_widened(expr):
+    """The load under float32(load of uint8/int8): integer_ops sums a depthwise int8 conv in float32."""
+    if isinstance(expr, tirx.Cast) and str(expr.ty) == "float32" and is_load(expr.value) \
+            and str(buf_of(expr.value).dtype) in ("uint8", "int8"):
+        return expr.value
+    return expr
 
 
 def match_conv2d_nchw(sch: s_tir.Schedule):
-    """Find the float32 NCHW conv2d reduction block (SSSSRRR, out[n,f,y,x] += D[n,c',y',x'] * W[f,c,r,s])."""
+    """Find the float32 NCHW conv2d reduction block (SSSSRRR, out[n,f,y,x] += D[n,c',y',x'] * W[f,c,r,s];
+    D may be uint8/int8 widened to float32)."""
     for blk in all_blocks(sch):
         stmt = sch.get(blk)
-        if iter_kinds(stmt) != "SSSSRRR" or not is_float32_block(stmt):
+        if iter_kinds(stmt) != "SSSSRRR" or not (is_float32_block(stmt) or _float_sum_of_integers(stmt)):
             continue
         if len(stmt.writes) != 1 or len(stmt.reads) != 2:
             continue
@@ -367,6 +385,13 @@ def schedule_conv_ocvec(sch, info: ConvInfo, target: Target, spatial_budget=None
     return True
 
 
+def _split_columns_by_parity(sch, blk, data_idx, padded):
+    """The padded input's even and odd columns apart, so that a stride-2 output row reads contiguous vectors."""
+    odd = int(padded.shape[3]) % 2
+    sch.transform_layout(blk, ("read", data_idx), lambda b, c, h, w: (b, c, h, w % 2, w // 2),
+                         pad_value=tirx.const(0, str(padded.dtype)) if odd else None)
+
+
 def schedule_conv_wvec(sch, info: ConvInfo, target: Target):
     """Width-vectorized direct conv (used for depthwise and odd channel counts)."""
     V = lanes(target)
@@ -383,6 +408,9 @@ def schedule_conv_wvec(sch, info: ConvInfo, target: Target):
     blk = info.block
     blocks = all_blocks(sch)
     pads = _producer_names(sch, blk)
+    padded = sch.get(sch.get_sblock(pads[0])).writes[0].source if len(pads) == 1 else None
+    if info.stride_w == 2 and padded is not None and len(padded.shape) == 4:
+        _split_columns_by_parity(sch, blk, info.data_idx, padded)
     epi = inline_epilogue(sch, blk, blocks)
     if epi is None:
         epi = sch.cache_write(blk, 0, "local")
@@ -403,7 +431,15 @@ def schedule_conv_wvec(sch, info: ConvInfo, target: Target):
     init = sch.decompose_reduction(blk, rc)
     _vectorize_if_serial(sch, sch.get_loops(init)[-1])
     sch.vectorize(sch.get_loops(epi)[-1])
-    _schedule_pad(sch, pads, target)
+    if info.grouped and padded is not None and info.C == 1 and int(padded.shape[1]) == info.K:
+        # depthwise: pad each channel where it is used (L1-resident), its rows in vectors of at
+        # most 8 (a stride-2 depthwise layer 4x faster, Xeon AVX-512)
+        pad = sch.get_sblock(pads[0])
+        sch.compute_at(pad, par)
+        _outer, inner = sch.split(sch.get_loops(pad)[-1], [None, min(8, V)])
+        sch.vectorize(inner)
+    else:
+        _schedule_pad(sch, pads, target)
     return True
 
 

@@ -13,8 +13,10 @@ activations are blocked by R input channels (R = 4 for VNNI).
 - otherwise (AVX2/AVX-512 without VNNI, NEON, int8 activations): VO = lanes,
   R = 1, the inner 16o loop vectorized; LLVM emits the widening
   multiply-accumulate (vpmaddwd/vpmulld on x86, smlal/smull on aarch64).
-- depthwise: channels blocked by VO in data, weights and accumulator, the
-  channel lanes vectorized.
+- depthwise: on maps narrower than 16, channels blocked by VO in data,
+  weights and accumulator, the channel lanes vectorized; otherwise rows in the
+  lanes. (integer_ops sums wider depthwise convs in float32; the float
+  depthwise rule schedules those.)
 - other grouped convs and unmatched shapes: None (left to other rules).
 """
 
