@@ -31,9 +31,8 @@ TUNED_OPS = ("conv2d", "matmul", "dense")  # where the time goes; pooling and re
 # finds nearly as good candidates per measured trial
 SEARCH = {"population_size": 128, "init_min_unmeasured": 32, "genetic_num_iters": 2}
 TUNING_PACKAGES = ("xgboost", "cloudpickle", "psutil")
-# ncc's default schedules, measured when a kernel is tuned, live in a database of their own:
-# MetaSchedule's search replays its database's best records onto its design space, and that
-# replay fails on the defaults' weight-layout rewrites (parallel_for_dynamic ... initial_indices)
+# ncc's default schedules, measured when a kernel is tuned, are also kept in a database of their
+# own, so that a build can say which kernels run them ("default:RULE") rather than a tuned record
 DEFAULTS = "ncc_default"
 
 
@@ -87,7 +86,8 @@ def select_records(database, mod, target, defaults=None) -> Selection:
         if not seconds or not all(math.isfinite(s) and s < 1e9 for s in seconds):
             continue
         key = structural_hash(record.workload.mod)
-        rank = (_machine_of(record.target) != own, sum(seconds) / len(seconds))
+        # a default's copy in the tuning database measured the same: the default's own record wins the tie
+        rank = (_machine_of(record.target) != own, sum(seconds) / len(seconds), source != "default")
         if key not in best or rank < best[key][0]:
             best[key] = (rank, record, source)
     chosen = ms.database.MemoryDatabase()
@@ -172,9 +172,10 @@ def tune(mod, target, database, trials: int, cc: str = "g++", runner=None, seed:
     runner = runner or ms.runner.Runner.create("local")
     with tempfile.TemporaryDirectory(prefix="ncc-tune-") as work_dir, _quiet_meta_schedule():
         if defaults is not None:
-            commit_default_records(extracted, target, defaults, builder, runner)
+            commit_default_records(extracted, target, defaults, builder, runner, database)
         tasks, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            extracted, work_dir, strategy=ms.search_strategy.EvolutionarySearch(**SEARCH), seed=seed)
+            extracted, work_dir, space=design_space(target),
+            strategy=ms.search_strategy.EvolutionarySearch(**SEARCH), seed=seed)
         per_iter = max(1, min(MAX_TRIALS_PER_ITER, trials // len(tasks)))
         callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
         with _progress_bar(trials, progress) as bar:
@@ -186,11 +187,71 @@ def tune(mod, target, database, trials: int, cc: str = "g++", runner=None, seed:
     return len(tasks)
 
 
-def commit_default_records(extracted, target, database, builder, runner) -> int:
+def design_space(target):
+    """What MetaSchedule searches: its own design space and ncc's default schedules, whose tile
+    sizes are samples (decisions: the defaults) that its tile-size mutator varies. ncc's schedules
+    are complete (they pack their own weights, parallelize and vectorize), so MetaSchedule's
+    postprocessors, which would rewrite those layouts again, pass them by."""
+    from tvm.s_tir import meta_schedule as ms
+
+    def ncc_space(sch):
+        ours = _tunable_default(sch.mod["main"], target)
+        return [] if ours is None else [ours]
+
+    return ms.space_generator.SpaceGeneratorUnion(
+        [ms.space_generator.PostOrderApply(), ms.space_generator.ScheduleFn(ncc_space)],
+        postprocs=[_postprocs_passing_ncc_schedules()])
+
+
+def _tunable_default(func, target):
+    """ncc's default schedule of `func` with its tiles as samples, its root marked with the rule
+    (the postprocessors pass it by), or None."""
+    from ncc.targets.tvm.schedules import SCHEDULE_ATTR, schedule_for
+
+    scheduled = schedule_for(func, target, tunable=True)
+    if scheduled is None:
+        return None
+    sch, rule = scheduled
+    sch.annotate(sch.get_sblock("root"), SCHEDULE_ATTR, rule)
+    return sch
+
+
+def _postprocs_passing_ncc_schedules():
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.postproc import Postproc, PyPostproc
+
+    from ncc.targets.tvm.schedules import SCHEDULE_ATTR
+
+    @derived_object
+    class PassingNcc(PyPostproc):
+        """MetaSchedule's own LLVM postprocessors, for every candidate but ncc's."""
+
+        def __init__(self):
+            self.inner = Postproc.create("llvm")
+
+        def _initialize_with_tune_context(self, context):
+            for postproc in self.inner:
+                postproc._initialize_with_tune_context(context)  # pylint: disable=protected-access
+
+        def apply(self, sch):
+            if SCHEDULE_ATTR in sch.get(sch.get_sblock("root")).annotations:
+                return True
+            return all(postproc.apply(sch) for postproc in self.inner)
+
+        def clone(self):
+            return PassingNcc()
+
+    return PassingNcc()
+
+
+def commit_default_records(extracted, target, defaults, builder, runner, database=None) -> int:
     """Measure ncc's default schedule of every task's kernel with the tuning
-    builder and runner (as every candidate is), and commit it to `database`
-    (the DEFAULTS one): a build then takes a tuned record only where one
-    measured faster. Returns the number of records committed."""
+    builder and runner (as every candidate is), and commit it to `defaults`
+    (the DEFAULTS database): a build then takes a tuned record only where one
+    measured faster. The same measurement goes into the tuning `database` as
+    the default's design-space trace, so MetaSchedule's search starts from it
+    (its initial population takes the database's best records). Returns the
+    number of records committed."""
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
     from tvm.s_tir.meta_schedule.builder import BuilderInput
     from tvm.s_tir.meta_schedule.database import TuningRecord
@@ -214,8 +275,12 @@ def commit_default_records(extracted, target, database, builder, runner) -> int:
         result = future.result()
         if result.error_msg or not result.run_secs:
             continue
-        database.commit_tuning_record(TuningRecord(sch.trace, database.commit_workload(workload),
+        defaults.commit_tuning_record(TuningRecord(sch.trace, defaults.commit_workload(workload),
                                                    result.run_secs, target, args))
+        tunable = _tunable_default(workload["main"], target) if database is not None else None
+        if tunable is not None:
+            database.commit_tuning_record(TuningRecord(tunable.trace, database.commit_workload(workload),
+                                                       result.run_secs, target, args))
         committed += 1
     return committed
 

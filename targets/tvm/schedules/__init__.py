@@ -52,13 +52,15 @@ def _is_scheduled(func) -> bool:
     return attrs is not None and any(key in attrs and bool(attrs[key]) for key in IS_SCHEDULED_ATTRS)
 
 
-def schedule_for(func, target, rules=None):
+def schedule_for(func, target, rules=None, tunable=False):
     """(Schedule, rule name) of the first rule that schedules `func`, or None.
     A rule that raises counts as not matching (logged): the kernel then keeps
-    TVM's own loop nest, which is slow but correct."""
+    TVM's own loop nest, which is slow but correct. Tunable: the rule's tile
+    sizes are MetaSchedule samples whose decisions are the defaults (a design
+    space for tuning; replayed as is, it is the default schedule)."""
     for rule in RULES if rules is None else rules:
         try:
-            sch = rule.apply(func, target, False)
+            sch = rule.apply(func, target, tunable)
         except Exception as err:  # noqa: BLE001 - any failure of a rule is a non-match
             _LOG.debug("schedule rule %s failed on a kernel: %s", rule, err)
             continue

@@ -113,6 +113,19 @@ def divisors(n: int):
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def split_tile(sch: s_tir.Schedule, loop, inner: int, tunable: bool, max_inner: int | None = None):
+    """sch.split(loop, [None, inner]). Tunable (a MetaSchedule design space): the factors are a
+    perfect-tile sample whose decision is this default, so the search's tile-size mutator explores
+    around it (inner tiles up to `max_inner`, default twice `inner`) and replaying the decision
+    gives exactly the default schedule."""
+    extent = int_extent(sch, loop)
+    if not tunable or extent is None or extent % inner:
+        return sch.split(loop, [None, inner])
+    factors = sch.sample_perfect_tile(loop, n=2, max_innermost_factor=max(max_inner or 2 * inner, inner),
+                                      decision=[extent // inner, inner])
+    return sch.split(loop, factors)
+
+
 def best_divisor(n: int, cap: int) -> int:
     cap = max(cap, 1)
     best = 1

@@ -21,6 +21,7 @@ from ._common import (
     lanes,
     num_cores,
     num_vregs,
+    split_tile,
 )
 
 
@@ -243,7 +244,7 @@ def _choose_xvec(K, OH, OW, V, regs, cores=1):
     return best[1], best[2], best[3] * V
 
 
-def schedule_conv_xvec(sch, info: ConvInfo, target: Target):
+def schedule_conv_xvec(sch, info: ConvInfo, target: Target, tunable=False):
     """Width-vectorized direct conv with output-channel register blocking (stride 1, OW % lanes == 0).
 
     micro-kernel: for rc, ry, rx: for f in r: w = bcast(W[fo, rc, ry, rx, f]); for yi: acc[f, yi, :] += D[rc, y+ry, x+rx : +tw] * w
@@ -267,7 +268,7 @@ def schedule_conv_xvec(sch, info: ConvInfo, target: Target):
         sch.set_scope(blk, 0, "local")
     n, f, y, x, rc, ry, rx = sch.get_loops(blk)
     fo, fi = sch.split(f, [None, r])
-    yo, yi = sch.split(y, [None, th])
+    yo, yi = split_tile(sch, y, th, tunable)
     xo, xi = sch.split(x, [None, tw])
     sch.reorder(n, fo, yo, xo, rc, ry, rx, fi, yi, xi)
     par = sch.fuse(n, fo, yo)
@@ -338,7 +339,7 @@ def schedule_conv1x1_flat(sch, info: ConvInfo, target: Target):
     return True
 
 
-def schedule_conv_ocvec(sch, info: ConvInfo, target: Target, spatial_budget=None):
+def schedule_conv_ocvec(sch, info: ConvInfo, target: Target, spatial_budget=None, tunable=False):
     """Output-channel-vectorized direct conv (weights repacked to OIHW{B}o).
 
     micro-kernel: for rc, ry, rx: w = W[fo, rc, ry, rx, 0:B]; for (yi, xi) in tile: acc[yi, xi, :] += D[..] * w
@@ -363,8 +364,8 @@ def schedule_conv_ocvec(sch, info: ConvInfo, target: Target, spatial_budget=None
     sch.transform_layout(blk, ("write", 0), lambda n, f, y, x: (n, y, x, f))
     n, f, y, x, rc, ry, rx = sch.get_loops(blk)
     fo, fi = sch.split(f, [None, B])
-    yo, yi = sch.split(y, [None, th])
-    xo, xi = sch.split(x, [None, tw])
+    yo, yi = split_tile(sch, y, th, tunable)
+    xo, xi = split_tile(sch, x, tw, tunable)
     sch.reorder(n, fo, yo, xo, rc, ry, rx, yi, xi, fi)
     par = sch.fuse(n, fo, yo)
     sch.parallel(par)
@@ -392,7 +393,7 @@ def _split_columns_by_parity(sch, blk, data_idx, padded):
                          pad_value=tirx.const(0, str(padded.dtype)) if odd else None)
 
 
-def schedule_conv_wvec(sch, info: ConvInfo, target: Target):
+def schedule_conv_wvec(sch, info: ConvInfo, target: Target, tunable=False):
     """Width-vectorized direct conv (used for depthwise and odd channel counts)."""
     V = lanes(target)
     regs = num_vregs(target)
@@ -417,7 +418,7 @@ def schedule_conv_wvec(sch, info: ConvInfo, target: Target):
     else:
         sch.set_scope(blk, 0, "local")
     n, f, y, x, rc, ry, rx = sch.get_loops(blk)
-    yo, yi = sch.split(y, [None, th])
+    yo, yi = split_tile(sch, y, th, tunable)
     xo, xi = sch.split(x, [None, tw])
     sch.reorder(n, f, yo, xo, rc, ry, rx, yi, xi)
     par = sch.fuse(n, f)
@@ -460,9 +461,9 @@ class Conv2dNCHWDirect(NccRule):
             return None
         # x-vector kernel (stride 1, OW % lanes == 0), else oc-vector kernel, else width-vector
         ok = (
-            schedule_conv_xvec(sch, info, target)
-            or schedule_conv_ocvec(sch, info, target)
-            or schedule_conv_wvec(sch, info, target)
+            schedule_conv_xvec(sch, info, target, tunable)
+            or schedule_conv_ocvec(sch, info, target, tunable=tunable)
+            or schedule_conv_wvec(sch, info, target, tunable)
         )
         return sch if ok else None
 
@@ -500,5 +501,5 @@ class Conv2dNCHWGrouped(NccRule):
         info = match_conv2d_nchw(sch)
         if info is None or not info.grouped:
             return None
-        ok = schedule_conv_wvec(sch, info, target)
+        ok = schedule_conv_wvec(sch, info, target, tunable)
         return sch if ok else None

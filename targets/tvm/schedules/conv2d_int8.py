@@ -22,6 +22,7 @@ activations are blocked by R input channels (R = 4 for VNNI).
 
 from tvm import s_tir
 
+from ._common import split_tile
 from .int8_common import (PREPROC, Isa, buffer_of, inline_elementwise, is_int_mac, largest_divisor,
                           layout_free, param_index)
 
@@ -66,7 +67,7 @@ class Conv2dInt8(ScheduleRule):
         self.vector_epilogue = vector_epilogue
         self.max_regs = max_regs
 
-    def apply(self, func, target, tunable=False):  # pylint: disable=unused-argument
+    def apply(self, func, target, tunable=False):
         if target.kind.name != "llvm":
             return None
         try:
@@ -97,8 +98,8 @@ class Conv2dInt8(ScheduleRule):
         conv_name = stmt.name_hint
         if groups == 1:
             shape = (n, oc, oh, ow, icg, kh, kw)
-            strategies = [lambda s, c: self._dense(s, func, c, data_buf, isa, shape),
-                          lambda s, c: self._dense(s, func, c, data_buf, isa, shape, allow_pixels=False)]
+            strategies = [lambda s, c: self._dense(s, c, data_buf, isa, shape, tunable),
+                          lambda s, c: self._dense(s, c, data_buf, isa, shape, tunable, allow_pixels=False)]
         elif icg == 1 and groups == oc:
             shape = (n, oc, oh, ow, kh, kw)
             strategies = [lambda s, c: self._depthwise_channels(s, c, data_buf, isa, shape),
@@ -163,7 +164,7 @@ class Conv2dInt8(ScheduleRule):
     def _finish(self, sch, conv, epilogue, tile_loop, par_loops, init_at, inner, isa, intrin):
         if epilogue is not None:
             sch.set_scope(conv, 0, "local")
-            sch.reverse_compute_at(epilogue, tile_loop)
+            sch.reverse_compute_at(epilogue, tile_loop, preserve_unit_loops=True)
             eloops = sch.get_loops(epilogue)
             # the epilogue loops under tile_loop: vectorize the innermost if it is > 1
             last = eloops[-1]
@@ -186,7 +187,7 @@ class Conv2dInt8(ScheduleRule):
         fb = largest_divisor(oc_blocks, max(1, min(4, budget // (xt * vregs_per_acc))))
         return xt, fb
 
-    def _dense(self, sch, func, conv, data_buf, isa, shape, allow_pixels=True):
+    def _dense(self, sch, conv, data_buf, isa, shape, tunable, allow_pixels=True):
         n, oc, oh, ow, ic, kh, kw = shape
         uint8 = str(data_buf.dtype) == "uint8"
         stride1 = int(data_buf.shape[2]) == oh + kh - 1 and int(data_buf.shape[3]) == ow + kw - 1
@@ -200,7 +201,7 @@ class Conv2dInt8(ScheduleRule):
         pixels_pay = pointwise or ic <= self.pixel_max_ic or not vnni
         if (allow_pixels and self.use_vnni and self.pixel_vnni and isa.vnni512 and uint8 and stride1
                 and pixels_pay and ic % 4 == 0 and pixels % self.pixel_min == 0):
-            return self._dense_pixels(sch, conv, data_buf, isa, shape,
+            return self._dense_pixels(sch, conv, data_buf, shape, tunable,
                                       flatten=pointwise and self.flatten and (self.flatten_all or ow % 16 != 0))
         if vnni:
             from .int8_intrin import VNNI8_LOCAL, VNNI_LOCAL
@@ -222,8 +223,9 @@ class Conv2dInt8(ScheduleRule):
         sch.transform_layout(conv, ("write", 0), lambda b, f, y, x: (b, f // vo, y, x, f % vo))
         xt, fb = self._tiles(isa, oc // vo, ow, max(1, vo // isa.i32_lanes))
         ln, lf, ly, lx, lrc, lry, lrx = sch.get_loops(conv)
-        fo, fbi, fi = sch.split(lf, [None, fb, vo])
-        xo, xi = sch.split(lx, [None, xt])
+        blocks, fi = sch.split(lf, [None, vo])
+        fo, fbi = split_tile(sch, blocks, fb, tunable, max_inner=4)
+        xo, xi = split_tile(sch, lx, xt, tunable)
         if r > 1:
             rco, rci = sch.split(lrc, [None, r], disable_predication=True)
             sch.reorder(ln, fo, ly, xo, rco, lry, lrx, xi, fbi, fi, rci)
@@ -236,7 +238,7 @@ class Conv2dInt8(ScheduleRule):
         _tag(sch, "vnni_channels" if intrin is not None else "widening_channels")
         return sch
 
-    def _dense_pixels(self, sch, conv, data_buf, isa, shape, flatten=False):
+    def _dense_pixels(self, sch, conv, data_buf, shape, tunable, flatten=False):
         """VNNI with the output pixels as vector lanes (stride 1, OW % 8 == 0):
         acc[f, y, x:x+16] += data4c[c/4, y+ry, x+rx : +16, 0:4] . w[f, c/4, ry, rx, 0:4]
         (one vpdpbusd with the 4 weight bytes broadcast). The accumulator tile
@@ -267,7 +269,7 @@ class Conv2dInt8(ScheduleRule):
             ly = None
         else:
             ln, lf, ly, lx, lrc, lry, lrx = sch.get_loops(conv)
-        fo, fi = sch.split(lf, [None, fb])
+        fo, fi = split_tile(sch, lf, fb, tunable, max_inner=8)
         xo, xt_l, xi = sch.split(lx, [None, xt, xv])
         rco, rci = sch.split(lrc, [None, 4], disable_predication=True)
         outer = [ln, fo] + ([ly] if ly is not None else [])
@@ -276,7 +278,7 @@ class Conv2dInt8(ScheduleRule):
         sch.unroll(xt_l)
         if epilogue is not None:
             sch.set_scope(conv, 0, "local")
-            sch.reverse_compute_at(epilogue, xo)
+            sch.reverse_compute_at(epilogue, xo, preserve_unit_loops=True)
             sch.vectorize(sch.get_loops(epilogue)[-1])
         sch.parallel(sch.fuse(*outer))
         init = sch.decompose_reduction(conv, rco)
