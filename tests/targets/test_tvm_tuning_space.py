@@ -2,10 +2,9 @@
 (ncc.targets.tvm.tuning.design_space): each default's tunable form (tile
 sizes as samples) replays to exactly the default, stays correct under the
 decisions the tile-size mutator makes, sits in the search's design space
-beside MetaSchedule's own, and a tuning run leaves it measured in the tuning
-database, where the search's initial population is drawn from."""
-
-import json
+beside MetaSchedule's own. That a tuning run leaves it measured in the tuning
+database, where the search's initial population is drawn from:
+test_tvm_schedules.py."""
 
 import numpy as np
 import pytest
@@ -104,23 +103,3 @@ def test_the_search_space_holds_metaschedules_own_and_ncc_schedule():
     (postproc,) = context.space_generator.postprocs
     assert postproc.apply(ours[0])
 
-
-def test_tuning_starts_from_the_measured_default(tmp_path):
-    from cli_helpers import invoke
-    from test_tvm_targets import tiny_model
-
-    from ncc.targets.tvm.tuning import DEFAULTS, open_database
-
-    db = tmp_path / "db"
-    result = invoke("compile", tiny_model(tmp_path), "-o", tmp_path / "b", "--tune-trials", "4", "--tuning-db", db)
-    assert result.exit_code == 0, result.output
-    (default,) = open_database(str(db), create=False, prefix=DEFAULTS).get_all_tuning_records()
-    records = open_database(str(db), create=False).get_all_tuning_records()
-    # the tuning database holds the default's tunable form with the same measurement ...
-    starts = [r for r in records if S.SCHEDULE_ATTR in str(r.trace) and "sample_perfect_tile" in str(r.trace)]
-    assert starts and [float(s) for s in starts[0].run_secs] == [float(s) for s in default.run_secs]
-    # ... and the build credits a tie to the default, not to tuning
-    schedules = json.loads((tmp_path / "b" / "manifest.json").read_text())["target"]["schedules"]
-    fastest = min(np.mean([float(s) for s in r.run_secs]) for r in records)
-    (conv,) = [source for kernel, source in schedules.items() if "conv2d" in kernel]
-    assert conv == ("tuned" if fastest < np.mean([float(s) for s in default.run_secs]) else "default:conv2d-nchw-direct")
