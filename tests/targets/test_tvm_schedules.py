@@ -317,9 +317,10 @@ def test_tuning_measures_the_default_schedule_and_never_ends_slower(tmp_path):
     def seconds(record):
         return sum(float(s) for s in record.run_secs) / len(record.run_secs)
 
-    # the search started from the default: the tuning database holds its tunable form, same measurement
+    # the search started from the default: the tuning database holds its tunable form with the default's
+    # measurement (beside the candidates mutated from it, which carry the same marks)
     starts = [r for r in tuned if S.SCHEDULE_ATTR in str(r.trace) and "sample_perfect_tile" in str(r.trace)]
-    assert starts and seconds(starts[0]) == seconds(default)
+    assert any(seconds(record) == seconds(default) for record in starts)
     schedules = json.loads((tmp_path / "b" / "manifest.json").read_text())["target"]["schedules"]
     (conv,) = [source for kernel, source in schedules.items() if "conv2d" in kernel]
     faster = min(seconds(record) for record in tuned) < seconds(default)  # a tie is the default's
