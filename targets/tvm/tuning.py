@@ -248,24 +248,22 @@ def commit_default_records(extracted, target, defaults, builder, runner, databas
     """Measure ncc's default schedule of every task's kernel with the tuning
     builder and runner (as every candidate is), and commit it to `defaults`
     (the DEFAULTS database): a build then takes a tuned record only where one
-    measured faster. The same measurement goes into the tuning `database` as
-    the default's design-space trace, so MetaSchedule's search starts from it
-    (its initial population takes the database's best records). Returns the
+    measured faster. The same record goes into the tuning `database`, so
+    MetaSchedule's search starts from it (its initial population takes the
+    database's best records): its trace is the default's design-space form,
+    whose tile samples replay to exactly the default schedule. Returns the
     number of records committed."""
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
     from tvm.s_tir.meta_schedule.builder import BuilderInput
     from tvm.s_tir.meta_schedule.database import TuningRecord
     from tvm.s_tir.meta_schedule.runner import RunnerInput
 
-    from ncc.targets.tvm.schedules import schedule_for
-
     committed = 0
     for task in extracted:
         workload = task.dispatched[0]
-        scheduled = schedule_for(workload["main"], target)
-        if scheduled is None:
+        sch = _tunable_default(workload["main"], target)
+        if sch is None:
             continue
-        sch, _rule = scheduled
         (built,) = builder.build([BuilderInput(sch.mod, target)])
         if built.error_msg:
             continue
@@ -275,12 +273,9 @@ def commit_default_records(extracted, target, defaults, builder, runner, databas
         result = future.result()
         if result.error_msg or not result.run_secs:
             continue
-        defaults.commit_tuning_record(TuningRecord(sch.trace, defaults.commit_workload(workload),
-                                                   result.run_secs, target, args))
-        tunable = _tunable_default(workload["main"], target) if database is not None else None
-        if tunable is not None:
-            database.commit_tuning_record(TuningRecord(tunable.trace, database.commit_workload(workload),
-                                                       result.run_secs, target, args))
+        for into in (defaults, database) if database is not None else (defaults,):
+            into.commit_tuning_record(TuningRecord(sch.trace, into.commit_workload(workload), result.run_secs,
+                                                   target, args))
         committed += 1
     return committed
 

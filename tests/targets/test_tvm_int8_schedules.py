@@ -16,6 +16,7 @@ from ncc.targets.tvm.schedules.conv2d_int8 import Conv2dInt8
 from ncc.targets.tvm.schedules.int8_common import Isa
 from ncc.targets.tvm.schedules.dense_int8 import DenseInt8
 from tvm import relax
+from tvm_kernels import with_scheduled
 
 
 def host(mcpu=None):
@@ -95,17 +96,13 @@ def lower(mod, target):
 
 def schedule_with(mod, target, rule):
     """Apply one rule; return (module ready to build, names of the PrimFuncs it scheduled)."""
-    scheduled = []
+    scheduled = {}
     for gv, func in list(mod.functions_items()):
         if isinstance(func, tvm.tirx.PrimFunc):
             sch = rule.apply(func, target, False)
             if sch is not None:
-                mod[gv] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
-                scheduled.append((gv.name_hint, sch.mod["main"].script()))
-    with target:
-        mod = relax.transform.SplitLayoutRewritePreproc()(mod)
-        mod = relax.transform.FoldConstant()(mod)
-    return mod, scheduled
+                scheduled[gv] = sch.mod["main"]
+    return with_scheduled(mod, target, scheduled), [(gv.name_hint, f.script()) for gv, f in scheduled.items()]
 
 
 def run(mod, target, x):
@@ -215,15 +212,14 @@ def test_depthwise_integers_summed_in_float_are_exact(c, h, w, k, stride, pad, z
     wt[0] = -128
     target = host()
     mod = lower(conv_module(x.shape, "uint8", wt, stride, pad, zx, c, float_sums=True), target)
-    rules = []
+    rules, funcs = [], {}
     for gv, func in list(mod.functions_items()):
         scheduled = schedule_for(func, target) if isinstance(func, tvm.tirx.PrimFunc) else None
         if scheduled is not None and "conv2d" in gv.name_hint:
-            mod[gv] = scheduled[0].mod["main"].with_attr("tirx.is_scheduled", True)
+            funcs[gv] = scheduled[0].mod["main"]
             rules.append(scheduled[1])
     assert rules == ["conv2d-nchw-depthwise-grouped"]
-    with target:
-        mod = relax.transform.FoldConstant()(relax.transform.SplitLayoutRewritePreproc()(mod))
+    mod = with_scheduled(mod, target, funcs)
     np.testing.assert_array_equal(run(mod, target, x), np_conv(x, wt, stride, pad, zx, c))
 
 
@@ -243,6 +239,45 @@ def test_integer_ops_sums_wide_depthwise_convs_in_float(c, h, k, stride, groups,
     call = relax.op.nn.conv2d(x, relax.const(weight), strides=stride, padding=k // 2, groups=groups,
                               out_dtype="int32")
     assert _sums_in_float(weight, call.attrs, x) == in_float
+
+
+@pytest.mark.parametrize("dtype,relu", [("uint8", True), ("uint8", False), ("int8", True), ("int8", False)])
+def test_quantized_add_is_within_one_step_of_exact_arithmetic(dtype, relu):
+    """The residual Add's integer kernel (two multiply-adds per output) against
+    quantize([relu](dequantize(a) + dequantize(b))) in float64, ties to even:
+    at most one step apart, and only at the few values that lie within float32
+    rounding of a rounding boundary."""
+    from ncc.targets.tvm.integer_ops import integer_add_pass
+
+    rng = np.random.default_rng(5)
+    lo, hi = (0, 255) if dtype == "uint8" else (-128, 127)
+    (sa, za), (sb, zb), (so, zo) = (0.0371, 131 if dtype == "uint8" else 3), (0.0219, 97 if dtype == "uint8" else -7), \
+        (0.0413, (10 if relu else 120) if dtype == "uint8" else -2)
+    a, b = (rng.integers(lo, hi + 1, (1, 32, 16, 16)).astype(dtype) for _ in range(2))
+    bb = relax.BlockBuilder()
+    xa, xb = (relax.Var(n, relax.TensorType(a.shape, dtype)) for n in ("a", "b"))
+    const = lambda v, t: relax.const(np.array(v, t))  # noqa: E731
+    with bb.function("main", [xa, xb]):
+        with bb.dataflow():
+            fa = bb.emit(relax.op.dequantize(xa, const(sa, "float32"), const(za, dtype), axis=1))
+            fb = bb.emit(relax.op.dequantize(xb, const(sb, "float32"), const(zb, dtype), axis=1))
+            v = bb.emit(relax.op.add(fa, fb))
+            if relu:
+                v = bb.emit(relax.op.nn.relu(v))
+            out = bb.emit_output(relax.op.quantize(v, const(so, "float32"), const(zo, dtype), axis=1,
+                                                   out_dtype=dtype))
+        bb.emit_func_output(out)
+    target = host()
+    mod = integer_add_pass()(bb.get())
+    assert "quantized_add" in mod.script()
+    ex = relax.build(lower(mod, target), target)
+    got = relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(b)).numpy()
+    value = sa * (a.astype(np.float64) - za) + sb * (b.astype(np.float64) - zb)
+    if relu:
+        value = np.maximum(value, 0)
+    expected = np.clip(np.rint(value / so) + zo, lo, hi)
+    diff = np.abs(got.astype(np.int64) - expected)
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000, (diff.max(), np.count_nonzero(diff))
 
 
 def test_grouped_conv_is_left_to_other_rules():

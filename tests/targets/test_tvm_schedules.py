@@ -15,6 +15,7 @@ import pytest
 import tvm
 from ncc.targets.tvm import schedules as S
 from tvm import relax
+from tvm_kernels import fold_weight_repacks
 
 RNG = np.random.default_rng(0)
 
@@ -47,9 +48,7 @@ def _schedule(mod, target):
         rep = {kernel: str(mod[kernel].attrs[S.SCHEDULE_ATTR]) if S.SCHEDULE_ATTR in (mod[kernel].attrs or {})
                else None for kernel in [gv.name_hint for gv, f in mod.functions_items()
                                         if isinstance(f, tvm.tirx.PrimFunc)]}
-        mod = relax.transform.SplitLayoutRewritePreproc()(mod)
-        mod = relax.transform.FoldConstant()(mod)
-    return mod, rep
+    return fold_weight_repacks(mod, target), rep
 
 
 def _run(mod, target, inputs):
@@ -129,6 +128,10 @@ CONV_CASES = [
     (1, 8, 20, 20, 8, 5, 1, 2, 1, 8, "conv2d-nchw-depthwise-grouped"),  # 5x5, each channel padded in place
     (1, 16, 8, 8, 32, 3, 1, 1, 1, 4, "conv2d-nchw-depthwise-grouped"),  # grouped
     (1, 12, 6, 7, 12, 3, 1, 1, 1, 3, "conv2d-nchw-depthwise-grouped"),
+    (1, 32, 8, 8, 32, 3, 1, 1, 1, 32, "conv2d-nchw-depthwise-grouped"),  # small map: channels in the lanes
+    (1, 48, 8, 8, 48, 3, 2, 1, 1, 48, "conv2d-nchw-depthwise-grouped"),  # ... stride 2, 4x4 out
+    (1, 16, 5, 5, 16, 5, 1, 2, 1, 16, "conv2d-nchw-depthwise-grouped"),  # ... 5x5 window
+    (1, 16, 6, 6, 16, 3, 1, 0, 1, 16, "conv2d-nchw-depthwise-grouped"),  # ... no padding (copied blocked)
 ]
 
 
@@ -137,6 +140,22 @@ def test_conv(case):
     N, C, H, W, K, k, s, p, d, g, rule = case
     mod, shapes = conv_graph(N, C, H, W, K, k, s, p, d, g)
     check(mod, shapes, [rule])
+
+
+@pytest.mark.parametrize("channels,width,stride,in_lanes", [
+    (32, 8, 1, True), (48, 8, 2, True), (32, 15, 1, True),
+    (32, 16, 1, False),  # wide enough for rows in the lanes
+    (24, 8, 1, False),   # channels not a multiple of the 16 lanes
+])
+def test_small_map_depthwise_puts_channels_in_the_lanes(channels, width, stride, in_lanes):
+    from ncc.targets.tvm.schedules.conv2d import match_conv2d_nchw, schedule_depthwise_channels
+
+    mod, _ = conv_graph(1, channels, width, width, channels, 3, stride, 1, 1, channels)
+    target = tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512"})
+    mod = _pipeline(mod, target)
+    func = next(f for gv, f in mod.functions_items() if "conv2d" in gv.name_hint)
+    sch = tvm.s_tir.Schedule(func)
+    assert schedule_depthwise_channels(sch, match_conv2d_nchw(sch), target) == in_lanes
 
 
 def test_conv_residual_no_relu():
@@ -267,10 +286,10 @@ def zoo_bundle(tmp_path_factory, zoo_onnx):
 
     folder = tmp_path_factory.mktemp("fma")
 
-    def get(target):
-        out = folder / target
+    def get(target, *options):
+        out = folder / "-".join((target, *options))
         if not out.exists():
-            result = invoke("compile", zoo_onnx("vgg11", width_mult=0.5), "-o", out, "--target", target)
+            result = invoke("compile", zoo_onnx("vgg11", width_mult=0.5), "-o", out, "--target", target, *options)
             assert result.exit_code == 0, result.output
         return out
 
@@ -284,6 +303,18 @@ def test_host_convolutions_use_the_cpus_vector_fmas(zoo_bundle):
     wide = "zmm" if "avx512f" in open("/proc/cpuinfo").read() else "ymm"
     counts = conv_kernel_instructions(zoo_bundle("host") / "model.so", "objdump", rf"vfmadd\w*ps\s.*%{wide}")
     assert counts and all(n > 0 for n in counts.values()), (spec, counts)
+
+
+@pytest.mark.skipif("avx512f" not in open("/proc/cpuinfo").read(), reason="an AVX-512 host")
+def test_host_int8_requantize_runs_in_whole_avx512_vectors(zoo_bundle):
+    """LLVM's preference for 256-bit vectors on Intel's AVX-512 cores is off for the host, so the
+    int8 kernels' 32-lane epilogues (int32 -> float32 -> uint8) are zmm, not ymm halves (a loop's
+    remainder may still be)."""
+    bundle = zoo_bundle("host", "--quantize", "int8", "--calib-samples", "4")
+    so = bundle / "model.so"
+    wide = conv_kernel_instructions(so, "objdump", r"vcvtdq2ps\s.*%zmm")
+    halves = conv_kernel_instructions(so, "objdump", r"vcvtdq2ps\s.*%ymm")
+    assert wide and all(n > halves[kernel] for kernel, n in wide.items()), (wide, halves)
 
 
 @needs_cross

@@ -11,7 +11,8 @@ import pytest
 import tvm
 from test_tvm_int8_schedules import conv_module
 from test_tvm_schedules import _pipeline, _run, conv_graph, host_target
-from tvm import relax, s_tir
+from tvm import s_tir
+from tvm_kernels import with_scheduled
 
 from ncc.targets.tvm import schedules as S
 
@@ -44,12 +45,7 @@ def _conv_kernels(mod):
 
 
 def _run_with(mod, target, scheduled, data):
-    mod = tvm.IRModule(dict(mod.functions_items()))
-    for gv, func in scheduled.items():
-        mod[gv] = func.with_attr("tirx.is_scheduled", True)
-    with target:
-        mod = relax.transform.FoldConstant()(relax.transform.SplitLayoutRewritePreproc()(mod))
-    return _run(mod, target, [data])
+    return _run(with_scheduled(mod, target, scheduled), target, [data])
 
 
 @pytest.mark.parametrize("case", CASES)

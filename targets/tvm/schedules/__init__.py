@@ -11,9 +11,12 @@ Order in a build (ncc.targets.tvm.build.apply_schedules):
 
 Rules read the vector width and core count from the target (AVX-512 16 fp32
 lanes, AVX2 8, 128-bit NEON 4; "num-cores"). A scheduled kernel carries
-`ncc.schedule` = the rule's name. Tuning measures these schedules beside its
-candidates and keeps them where no candidate is faster
-(ncc.targets.tvm.tuning.commit_default_records).
+`ncc.schedule` = the rule's name. Tuning starts from these schedules: with
+`tunable=True` a rule's tile sizes are MetaSchedule samples whose decisions
+are the defaults (its design space beside MetaSchedule's own), each default
+is measured and committed to the tuning database the search draws its first
+candidates from, and a build keeps the default wherever no candidate measured
+faster (ncc.targets.tvm.tuning).
 """
 
 import logging

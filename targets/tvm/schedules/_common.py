@@ -191,6 +191,23 @@ def schedule_injective_block(sch: s_tir.Schedule, block, target: Target, max_par
         sch.parallel(o)
 
 
+def depthwise_channel_loops(sch: s_tir.Schedule, conv, epilogue, lanes: int):
+    """The loops of a depthwise conv whose data, weights and (local) accumulator are blocked by
+    `lanes` channels: each block of channels accumulates its whole map, the window unrolled, the
+    channels vectorized; the epilogue writes the block back."""
+    n, f, y, x, rc, ry, rx = sch.get_loops(conv)
+    fo, fi = sch.split(f, [None, lanes])
+    sch.reorder(n, fo, y, x, rc, ry, rx, fi)
+    sch.unroll(ry)
+    sch.unroll(rx)
+    sch.vectorize(fi)
+    sch.reverse_compute_at(epilogue, fo)
+    sch.vectorize(sch.get_loops(epilogue)[-1])
+    sch.parallel(sch.fuse(n, fo))
+    init = sch.decompose_reduction(conv, rc)
+    sch.vectorize(sch.get_loops(init)[-1])
+
+
 def schedule_pad_block(sch: s_tir.Schedule, block, target: Target):
     """Padding / producer stage: parallel outer loops, plain inner loop (if_then_else is not vectorized)."""
     loops = sch.get_loops(block)

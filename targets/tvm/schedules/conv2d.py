@@ -12,6 +12,7 @@ from ._common import (
     NccRule,
     all_blocks,
     buf_of,
+    depthwise_channel_loops,
     is_load,
     best_divisor,
     inline_epilogue,
@@ -444,6 +445,41 @@ def schedule_conv_wvec(sch, info: ConvInfo, target: Target, tunable=False):
     return True
 
 
+DW_CHANNELS_MAX_WIDTH = 16  # depthwise maps narrower than this put channels in the lanes
+
+
+def schedule_depthwise_channels(sch, info: ConvInfo, target: Target):
+    """Depthwise conv on a small map (MobileNetV2's 8x8 and 4x4): channels in
+    the lanes, as the int8 rule's small-map form. The padded input is written
+    NCHW{V}c and the weights prepacked likewise, so each tap of the window is
+    one contiguous vector per output pixel; a block of V channels accumulates
+    its whole map locally and the epilogue writes it back as NCHW. (Rows in the
+    lanes leave 4 or 8 of 16 lanes busy on such maps.)"""
+    V = lanes(target)
+    blk = info.block
+    stmt = sch.get(blk)
+    data = buf_of(stmt.reads[info.data_idx])
+    if not (info.grouped and info.C == 1 and int(data.shape[1]) == info.K) or info.OW >= DW_CHANNELS_MAX_WIDTH \
+            or info.K % V or info.KH * info.KW > 25:
+        return False
+    blocks = all_blocks(sch)
+    pads = _producer_names(sch, blk)
+    pad = sch.get_sblock(pads[0]) if len(pads) == 1 else sch.cache_read(blk, info.data_idx, "global")
+    epi = inline_epilogue(sch, blk, blocks)
+    if epi is None:
+        epi = sch.cache_write(blk, 0, "local")
+    else:
+        sch.set_scope(blk, 0, "local")
+    blocked = lambda b, c, h, w: (b, c // V, h, w, c % V)  # noqa: E731
+    sch.transform_layout(blk, ("read", info.data_idx), blocked)
+    sch.transform_block_layout(pad, blocked)  # stores in the blocked order
+    sch.parallel(sch.fuse(*sch.get_loops(pad)[:2]))
+    _repack_weight(sch, blk, info.weight_idx, V)
+    sch.transform_layout(blk, ("write", 0), blocked)
+    depthwise_channel_loops(sch, blk, epi, V)
+    return True
+
+
 class Conv2dNCHWDirect(NccRule):
     """Dense (groups=1) float32 NCHW conv2d with a KxK (K>1) window."""
 
@@ -501,5 +537,11 @@ class Conv2dNCHWGrouped(NccRule):
         info = match_conv2d_nchw(sch)
         if info is None or not info.grouped:
             return None
+        channels = s_tir.Schedule(func)  # (a loop nest without tile sizes to sample, tunable or not)
+        try:
+            if schedule_depthwise_channels(channels, match_conv2d_nchw(channels), target):
+                return channels
+        except Exception:  # pylint: disable=broad-except
+            pass
         ok = schedule_conv_wvec(sch, info, target, tunable)
         return sch if ok else None

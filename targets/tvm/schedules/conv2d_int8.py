@@ -22,7 +22,7 @@ activations are blocked by R input channels (R = 4 for VNNI).
 
 from tvm import s_tir
 
-from ._common import split_tile
+from ._common import depthwise_channel_loops, split_tile
 from .int8_common import (PREPROC, Isa, buffer_of, inline_elementwise, is_int_mac, largest_divisor,
                           layout_free, param_index)
 
@@ -302,17 +302,7 @@ class Conv2dInt8(ScheduleRule):
         self._pack_weight(sch, conv, lambda o, i, h, w: (o // lanes, i, h, w, o % lanes))
         sch.set_scope(conv, 0, "local")
         sch.transform_layout(conv, ("write", 0), lambda b, f, y, x: (b, f // lanes, y, x, f % lanes))
-        ln, lf, ly, lx, lrc, lry, lrx = sch.get_loops(conv)
-        fo, fi = sch.split(lf, [None, lanes])
-        sch.reorder(ln, fo, ly, lx, lrc, lry, lrx, fi)
-        sch.unroll(lry)
-        sch.unroll(lrx)
-        sch.vectorize(fi)
-        sch.reverse_compute_at(epilogue, fo)
-        sch.vectorize(sch.get_loops(epilogue)[-1])
-        sch.parallel(sch.fuse(ln, fo))
-        init = sch.decompose_reduction(conv, lrc)
-        sch.vectorize(sch.get_loops(init)[-1])
+        depthwise_channel_loops(sch, conv, epilogue, lanes)
         _tag(sch, "depthwise_channels")
         return sch
 
