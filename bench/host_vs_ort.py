@@ -6,7 +6,7 @@ and for `onnxruntime`; every bundle timed by its own harness with the same
 run rules at one thread and at all cores. Prints median latency, the ratios
 to ORT, and int8 against fp32.
 
-    .venv/bin/python bench/host_vs_ort.py [--trials 0] [--threads 1,2] [--iterations 200]
+    .venv/bin/python bench/host_vs_ort.py [--trials 0] [--threads 1,2] [--iterations 200] [--rounds 3]
                                           [--models vgg11,mobilenetv2,resnet50] [--precisions fp32,int8]
                                           [--tuning-db DIR]
 
@@ -19,6 +19,7 @@ elsewhere).
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -39,6 +40,17 @@ def p50(bundle: str, threads: int, args) -> float:
     return results["latency_ms"]["p50"]
 
 
+def interleaved_p50s(built: dict, threads, args) -> dict:
+    """{(variant, threads): median over --rounds of the p50}, the bundles timed in turn each round,
+    so that a slow spell of the machine (a virtual machine's moves 1.3-1.8x) falls on all of them."""
+    rounds = {key: [] for key in ((variant, t) for variant in built for t in threads)}
+    for _ in range(args.rounds):
+        for variant, bundle in built.items():
+            for t in threads:
+                rounds[(variant, t)].append(p50(bundle.path, t, args))
+    return {key: statistics.median(values) for key, values in rounds.items()}
+
+
 def schedules(manifest: dict) -> str:
     kernels = manifest["target"]["schedules"]
     counts = {}
@@ -53,10 +65,13 @@ def main(argv=None):
     parser.add_argument("--threads", default=f"1,{len(os.sched_getaffinity(0))}")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="timings per bundle, interleaved; the median is shown")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--precisions", default="fp32,int8")
     parser.add_argument("--tuning-db", help="tuning database folder (default: a fresh temporary one)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.iterations < 100:
         parser.error("--iterations must be at least 100 for a p99")
     threads = sorted({int(t) for t in args.threads.split(",")})
@@ -77,12 +92,13 @@ def main(argv=None):
                     built[variant] = compile(model, out=os.path.join(folder, f"{name}.{precision}.{variant}"),
                                              **options, **quantize)
                     compile_s[variant] = time.perf_counter() - started
-                times = {(variant, t): p50(bundle.path, t, args) for variant, bundle in built.items() for t in threads}
+                times = interleaved_p50s(built, threads, args)
                 rows.append((name, precision, times, compile_s, {v: schedules(b.manifest) for v, b in built.items()
                                                                    if v != "ort"}))
                 print(f"{name} {precision}: compiled untuned in {compile_s['untuned']:.0f} s"
                       + (f", tuned in {compile_s['tuned']:.0f} s" if "tuned" in compile_s else ""), flush=True)
-    print(f"\nncc host vs ONNX Runtime: p50 ms, {args.iterations} iterations after {args.warmup} warm-up; "
+    print(f"\nncc host vs ONNX Runtime: p50 ms (median of {args.rounds} interleaved rounds), "
+          f"{args.iterations} iterations after {args.warmup} warm-up; "
           f"{args.trials} tuning trials per model and precision\n")
     variants = ["untuned", *(["tuned"] if args.trials else [])]
     header = ["model", "precision", "threads", "ORT", *variants, *[f"{v}/ORT" for v in variants]]
