@@ -43,6 +43,11 @@ import numpy as np
 FLOAT_SUM_MIN_WIDTH = 16  # a depthwise output at least this wide sums its integers in float32
 
 
+def integer_range(dtype):
+    """The (lo, hi) float bounds of a uint8 or int8 value."""
+    return (0.0, 255.0) if dtype == "uint8" else (-128.0, 127.0)
+
+
 def integer_layers_pass():
     """Relax passes: QDQ-wrapped conv2d and matmul to integer operators, then
     residual adds of two quantized tensors to one integer kernel."""
@@ -97,7 +102,7 @@ def fold_requantize_pass():
         out_shape = [int(d) for d in expr.ty.shape]
         if len(np.broadcast_shapes(mult.shape, add_c.shape, tuple(out_shape))) != len(out_shape):
             return expr
-        lo, hi = (0.0, 255.0) if out_dtype == "uint8" else (-128.0, 127.0)
+        lo, hi = integer_range(out_dtype)
         value = relax.op.add(relax.op.multiply(relax.op.astype(accumulator, "float32"),
                                                relax.const(mult.astype(np.float32))),
                              relax.const(add_c.astype(np.float32)))
@@ -132,7 +137,7 @@ def reciprocal_quantize_pass():
         if (scale.size != 1 or zero.size != 1 or out_dtype not in ("uint8", "int8")
                 or str(matches[x].ty.dtype) != "float32"):
             return expr
-        lo, hi = (0.0, 255.0) if out_dtype == "uint8" else (-128.0, 127.0)
+        lo, hi = integer_range(out_dtype)
         inverse = relax.const(np.float32(1.0) / np.float32(scale.reshape(()).item()), "float32")
         value = relax.op.round(relax.op.multiply(matches[x], inverse))
         if int(zero.reshape(())):
@@ -209,7 +214,7 @@ def _quantized_add_constants(sa, za, sb, zb, so, zo, relu, out_dtype):
     the scaling, and zo is an integer, so with the rounding)."""
     ka, kb = sa / so, sb / so
     offset = zo - (za * sa + zb * sb) / so
-    lo, hi = (0.0, 255.0) if out_dtype == "uint8" else (-128.0, 127.0)
+    lo, hi = integer_range(out_dtype)
     if relu:
         lo = max(lo, float(zo))
     return (float(np.float32(ka)), float(np.float32(kb)), float(np.float32(offset)), (lo, hi))

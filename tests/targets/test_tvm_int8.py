@@ -64,12 +64,16 @@ def test_int8_bundle_equals_onnxruntime_qdq_within_one_step(int8_bundle, tmp_pat
     assert np.abs(got - expected).max() <= step * (1 + 1e-5)
 
 
+NEURALSCALE_VGG = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "reference",
+                               "neuralscale", "vgg_10_eff_c10.json")
+
+
+@pytest.mark.skipif(not os.path.isfile(NEURALSCALE_VGG), reason="shared/reference is not beside this checkout")
 def test_neuralscale_widths_run_scheduled_integer_kernels(tmp_path, zoo_onnx):
     """NeuralScale's VGG-11 widths (137, 230, ...) fill no vector block: the
     integer convolutions are computed with zero-weight channels up to one and
     sliced, so every kernel still takes a default schedule, exactly."""
-    reference = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "reference",
-                             "neuralscale", "vgg_10_eff_c10.json")
+    reference = NEURALSCALE_VGG
     profile = tmp_path / "vgg.json"
     imported = invoke("profile", "import", reference, "--model", zoo_onnx("vgg11"), "-o", profile)
     assert imported.exit_code == 0, imported.output

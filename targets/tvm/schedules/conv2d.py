@@ -537,9 +537,9 @@ class Conv2dNCHWGrouped(NccRule):
         info = match_conv2d_nchw(sch)
         if info is None or not info.grouped:
             return None
-        channels = s_tir.Schedule(func)  # (a loop nest without tile sizes to sample, tunable or not)
+        channels = sch.copy()  # (a loop nest without tile sizes to sample, tunable or not)
         try:
-            if schedule_depthwise_channels(channels, match_conv2d_nchw(channels), target):
+            if schedule_depthwise_channels(channels, info, target):
                 return channels
         except Exception:  # pylint: disable=broad-except
             pass
