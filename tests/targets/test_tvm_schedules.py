@@ -163,6 +163,18 @@ def test_conv_residual_no_relu():
     check(mod, shapes, ["conv2d-nchw-direct"])
 
 
+@pytest.mark.parametrize("triple,mcpu,bits,regs", [
+    ("x86_64", "haswell", 256, 16), ("x86_64", "znver3", 256, 16), ("x86_64", "skylake-avx512", 512, 32),
+    ("x86_64", "x86-64", 128, 16), ("aarch64", "cortex-a72", 128, 32)])
+def test_vector_width_is_what_the_cpu_has(triple, mcpu, bits, regs):
+    """TVM 0.27's llvm_get_vector_width says 512 for AVX2-only CPUs; tiles made for 16 lanes and
+    32 registers spilled there (fp32 convs at a third of their speed on Zen 3)."""
+    from ncc.targets.tvm.schedules._common import lanes, num_vregs
+
+    target = tvm.target.Target({"kind": "llvm", "mtriple": f"{triple}-linux-gnu", "mcpu": mcpu})
+    assert (lanes(target), num_vregs(target)) == (bits // 32, regs)
+
+
 @pytest.mark.parametrize("tgt", ["avx2", "a72"])
 def test_conv_other_targets(tgt):
     """AVX2 (8 lanes, 16 registers) runs on this host and is checked numerically; A72 only compiles."""

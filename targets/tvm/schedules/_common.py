@@ -30,15 +30,25 @@ class NccRule(_DlightRule):
 
 # --------------------------------------------------------------------------- target info
 def vector_bits(target: Target) -> int:
-    try:
-        from tvm.target.codegen import llvm_get_vector_width
+    """The widest vector register of the target. On x86 it is read from the CPU's features:
+    TVM 0.27's llvm_get_vector_width says 512 for AVX2-only CPUs (haswell, znver3), and
+    schedules tiled for 16 lanes and 32 registers ran at half speed there (spilling)."""
+    from tvm.target import codegen
 
-        bits = int(llvm_get_vector_width(target))
-    except Exception:
+    triple = str(target.attrs.get("mtriple", ""))
+    if triple.startswith(("x86", "i686")) or (triple == "" and target.kind.name == "llvm"):
+        for feature, bits in (("avx512f", 512), ("avx", 256)):
+            try:
+                if codegen.target_has_features([feature], target):
+                    return bits
+            except Exception:  # pylint: disable=broad-except
+                break
+        return 128
+    try:
+        bits = int(codegen.llvm_get_vector_width(target))
+    except Exception:  # pylint: disable=broad-except
         bits = 0
-    if bits <= 0:
-        bits = 128
-    return bits
+    return bits if bits > 0 else 128
 
 
 def lanes(target: Target, dtype_bits: int = 32) -> int:
