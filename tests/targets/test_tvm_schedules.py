@@ -175,6 +175,20 @@ def test_vector_width_is_what_the_cpu_has(triple, mcpu, bits, regs):
     assert (lanes(target), num_vregs(target)) == (bits // 32, regs)
 
 
+@pytest.mark.parametrize("target_of", [host_target, avx2_target], ids=["host", "avx2"])
+@pytest.mark.parametrize("k,channels", [(1, 24), (1, 13), (3, 8)])
+def test_conv_on_4kb_planes_spaces_them_apart(target_of, k, channels):
+    """A 32 x 32 float32 map's channel planes are 4 KB apart: the padded input is written with
+    16 elements more per plane, exactly (1x1s with and without whole vector blocks; a 3x3 with
+    its padding has 34 x 34 planes and keeps them)."""
+    mod, shapes = conv_graph(1, channels, 32, 32, 48, k, 1, k // 2)
+    target = target_of()
+    check(mod, shapes, ["conv2d-nchw-1x1" if k == 1 else "conv2d-nchw-direct"], target=target)
+    smod, _ = _schedule(_pipeline(mod, target), target)
+    scripts = [f.script() for f in smod.functions.values() if isinstance(f, tvm.tirx.PrimFunc)]
+    assert [("buffer_dim_align" in script) for script in scripts if "conv2d_nchw" in script] == [k == 1]
+
+
 @pytest.mark.parametrize("tgt", ["avx2", "a72"])
 def test_conv_other_targets(tgt):
     """AVX2 (8 lanes, 16 registers) runs on this host and is checked numerically; A72 only compiles."""
