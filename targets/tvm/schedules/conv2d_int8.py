@@ -190,10 +190,11 @@ class Conv2dInt8(ScheduleRule):
 
     def _tiles(self, isa, oc_blocks, ow, vregs_per_acc, pairs=False):
         budget = self.max_regs or (24 if isa.avx512 or isa.arm else 8 if pairs else 12)
-        # vpmaddwd's tile: 4 pixels x 2 channel vectors, each broadcast pair feeding two products,
-        # ran 1.1-1.8x faster than 8 x 1 on ResNet-50's 3x3 and 1x1 shapes (Zen 3; a 16-channel
-        # 1x1 at 32 x 32 8% slower); widths 4 does not divide keep a row of up to 8
-        xt = largest_divisor(ow, 4) if pairs else 1
+        # vpmaddwd's tile (Zen 3, against 8 pixels x 1 channel vector, 1.1-1.8x faster): on maps
+        # narrower than 32, 2 pixels x 4 channel vectors, each broadcast pair feeding four
+        # products (MobileNetV2's 1x1s at 8 x 8 and 4 x 4 10-30% faster than 4 x 2); at 32 and
+        # wider 4 x 2 (2 x 4 1.7x slower there); widths 2 does not divide keep a row of up to 8
+        xt = largest_divisor(ow, 4 if ow >= 32 else 2) if pairs else 1
         if xt == 1:
             xt = largest_divisor(ow, 8)
         fb = largest_divisor(oc_blocks, max(1, min(4, budget // (xt * vregs_per_acc))))
