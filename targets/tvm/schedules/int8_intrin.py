@@ -11,80 +11,50 @@ VNNI_LOCAL = "ncc_dot_16x4_u8s8s32_vnni_local"
 VNNI8_LOCAL = "ncc_dot_8x4_u8s8s32_vnni_local"
 
 
-@T.prim_func(s_tir=True)
-def _desc(
-    A: T.Buffer((4,), "uint8", offset_factor=1),
-    B: T.Buffer((16, 4), "int8", offset_factor=1),
-    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
-) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-        T.writes(C[0:16])
-        for i in T.serial(0, 16):
-            for k in T.serial(0, 4):
-                with T.sblock("update"):
-                    vi, vk = T.axis.remap("SR", [i, k])
-                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+def _channels_desc(lanes, depth, data_dtype):
+    """C[0:lanes] (output channels, int32) += sum_k A[k] * B[i, k] over `depth` input channels."""
+
+    @T.prim_func(s_tir=True)
+    def desc(
+        A: T.Buffer((depth,), data_dtype, offset_factor=1),
+        B: T.Buffer((lanes, depth), "int8", offset_factor=1),
+        C: T.Buffer((lanes,), "int32", offset_factor=1, scope="local"),
+    ) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:depth], B[0:lanes, 0:depth])
+            T.writes(C[0:lanes])
+            for i in T.serial(0, lanes):
+                for k in T.serial(0, depth):
+                    with T.sblock("update"):
+                        vi, vk = T.axis.remap("SR", [i, k])
+                        C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+    return desc
 
 
-@T.prim_func(s_tir=True)
-def _impl(
-    A: T.Buffer((4,), "uint8", offset_factor=1),
-    B: T.Buffer((16, 4), "int8", offset_factor=1),
-    C: T.Buffer((16,), "int32", offset_factor=1, scope="local"),
-) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
-        T.writes(C[0:16])
-        A_u8x4 = A.vload([0], "uint8x4")
-        A_i32 = T.reinterpret(A_u8x4, dtype="int32")
-        B_i8x64 = B.vload([0, 0], dtype="int8x64")
-        C_i32x16 = C.vload([0], dtype="int32x16")
-        C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
-            T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
-            C_i32x16,
-            T.reinterpret(T.broadcast(A_i32, 16), dtype="uint8x64"),
-            B_i8x64,
-            dtype="int32x16",
-        )
+def _vnni_channels(lanes):
+    """One vpdpbusd: the 4 activation bytes broadcast against `lanes` x 4 weight bytes."""
+    llvm = "llvm.x86.avx512.vpdpbusd.512" if lanes == 16 else "llvm.x86.avx512.vpdpbusd.256"
 
+    @T.prim_func(s_tir=True)
+    def impl(
+        A: T.Buffer((4,), "uint8", offset_factor=1),
+        B: T.Buffer((lanes, 4), "int8", offset_factor=1),
+        C: T.Buffer((lanes,), "int32", offset_factor=1, scope="local"),
+    ) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:4], B[0:lanes, 0:4])
+            T.writes(C[0:lanes])
+            A_i32 = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
+            C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id(llvm),
+                C.vload([0], dtype=f"int32x{lanes}"),
+                T.reinterpret(T.broadcast(A_i32, lanes), dtype=f"uint8x{lanes * 4}"),
+                B.vload([0, 0], dtype=f"int8x{lanes * 4}"),
+                dtype=f"int32x{lanes}",
+            )
 
-@T.prim_func(s_tir=True)
-def _desc8(
-    A: T.Buffer((4,), "uint8", offset_factor=1),
-    B: T.Buffer((8, 4), "int8", offset_factor=1),
-    C: T.Buffer((8,), "int32", offset_factor=1, scope="local"),
-) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:8], A[0:4], B[0:8, 0:4])
-        T.writes(C[0:8])
-        for i in T.serial(0, 8):
-            for k in T.serial(0, 4):
-                with T.sblock("update"):
-                    vi, vk = T.axis.remap("SR", [i, k])
-                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
-
-
-@T.prim_func(s_tir=True)
-def _impl8(
-    A: T.Buffer((4,), "uint8", offset_factor=1),
-    B: T.Buffer((8, 4), "int8", offset_factor=1),
-    C: T.Buffer((8,), "int32", offset_factor=1, scope="local"),
-) -> None:
-    with T.sblock("root"):
-        T.reads(C[0:8], A[0:4], B[0:8, 0:4])
-        T.writes(C[0:8])
-        A_u8x4 = A.vload([0], "uint8x4")
-        A_i32 = T.reinterpret(A_u8x4, dtype="int32")
-        B_i8x32 = B.vload([0, 0], dtype="int8x32")
-        C_i32x8 = C.vload([0], dtype="int32x8")
-        C[T.ramp(T.int32(0), 1, 8)] = T.call_llvm_pure_intrin(
-            T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.256"),
-            C_i32x8,
-            T.reinterpret(T.broadcast(A_i32, 8), dtype="uint8x32"),
-            B_i8x32,
-            dtype="int32x8",
-        )
+    return _channels_desc(lanes, 4, "uint8"), impl
 
 
 def _register_once(name, desc, impl):
@@ -94,8 +64,8 @@ def _register_once(name, desc, impl):
         TensorIntrin.register(name, desc, impl)
 
 
-_register_once(VNNI_LOCAL, _desc, _impl)
-_register_once(VNNI8_LOCAL, _desc8, _impl8)
+_register_once(VNNI_LOCAL, *_vnni_channels(16))
+_register_once(VNNI8_LOCAL, *_vnni_channels(8))
 
 
 def _make_xvec(lanes):
@@ -151,21 +121,6 @@ def _make_pmaddwd(data_dtype):
     does 8 x 1 per instruction."""
 
     @T.prim_func(s_tir=True)
-    def desc(
-        A: T.Buffer((2,), data_dtype, offset_factor=1),
-        B: T.Buffer((8, 2), "int8", offset_factor=1),
-        C: T.Buffer((8,), "int32", offset_factor=1, scope="local"),
-    ) -> None:
-        with T.sblock("root"):
-            T.reads(C[0:8], A[0:2], B[0:8, 0:2])
-            T.writes(C[0:8])
-            for i in T.serial(0, 8):
-                for k in T.serial(0, 2):
-                    with T.sblock("update"):
-                        vi, vk = T.axis.remap("SR", [i, k])
-                        C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
-
-    @T.prim_func(s_tir=True)
     def impl(
         A: T.Buffer((2,), data_dtype, offset_factor=1),
         B: T.Buffer((8, 2), "int8", offset_factor=1),
@@ -184,7 +139,7 @@ def _make_pmaddwd(data_dtype):
                 dtype="int32x8",
             )
 
-    return desc, impl
+    return _channels_desc(8, 2, data_dtype), impl
 
 
 PMADDWD = {"uint8": "ncc_dot_8x2_u8s8s32_avx2_local", "int8": "ncc_dot_8x2_s8s8s32_avx2_local"}
