@@ -4,6 +4,12 @@ import tvm
 from tvm import relax
 
 
+def host_target(mcpu=None, cores=2):
+    """An x86 target for this machine's CPU (or `mcpu`: scheduled for, run only where this CPU has its features)."""
+    return tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu",
+                              "mcpu": mcpu or tvm.target.codegen.llvm_get_system_cpu(), "num-cores": cores})
+
+
 def fold_weight_repacks(mod, target):
     """The weight repacks the schedules ask for, split out and folded into the constants."""
     with target:

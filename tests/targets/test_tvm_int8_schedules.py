@@ -16,12 +16,8 @@ from ncc.targets.tvm.schedules.conv2d_int8 import Conv2dInt8
 from ncc.targets.tvm.schedules.int8_common import Isa
 from ncc.targets.tvm.schedules.dense_int8 import DenseInt8
 from tvm import relax
+from tvm_kernels import host_target as host
 from tvm_kernels import with_scheduled
-
-
-def host(mcpu=None):
-    return tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu",
-                              "mcpu": mcpu or tvm.target.codegen.llvm_get_system_cpu(), "num-cores": 2})
 
 
 A72 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72", "mattr": ["+neon"], "num-cores": 4}

@@ -15,14 +15,9 @@ import pytest
 import tvm
 from ncc.targets.tvm import schedules as S
 from tvm import relax
-from tvm_kernels import fold_weight_repacks
+from tvm_kernels import fold_weight_repacks, host_target
 
 RNG = np.random.default_rng(0)
-
-
-def host_target(cores=2):
-    return tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu",
-                              "mcpu": tvm.target.codegen.llvm_get_system_cpu(), "num-cores": cores})
 
 
 def a72_target():
