@@ -38,8 +38,8 @@ def _host_machine() -> TvmMachine:
 
 def _has_avx512(spec) -> bool:
     import tvm
-    from tvm.target import codegen
 
-    if not spec["mtriple"].startswith("x86"):
-        return False
-    return bool(codegen.target_has_features(["avx512f"], tvm.target.Target(spec)))
+    from .schedules._common import has_feature, is_x86
+
+    target = tvm.target.Target(spec)
+    return is_x86(target) and has_feature(target, "avx512f")

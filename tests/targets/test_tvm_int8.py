@@ -73,9 +73,8 @@ def test_neuralscale_widths_run_scheduled_integer_kernels(tmp_path, zoo_onnx):
     """NeuralScale's VGG-11 widths (137, 230, ...) fill no vector block: the
     integer convolutions are computed with zero-weight channels up to one and
     sliced, so every kernel still takes a default schedule, exactly."""
-    reference = NEURALSCALE_VGG
     profile = tmp_path / "vgg.json"
-    imported = invoke("profile", "import", reference, "--model", zoo_onnx("vgg11"), "-o", profile)
+    imported = invoke("profile", "import", NEURALSCALE_VGG, "--model", zoo_onnx("vgg11"), "-o", profile)
     assert imported.exit_code == 0, imported.output
     bundle = tmp_path / "b"
     result = invoke("compile", zoo_onnx("vgg11"), "-o", bundle, "--target", "host", "--quantize", "int8",

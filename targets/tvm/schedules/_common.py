@@ -29,21 +29,29 @@ class NccRule(_DlightRule):
 
 
 # --------------------------------------------------------------------------- target info
+def is_x86(target: Target) -> bool:
+    triple = str(target.attrs.get("mtriple", ""))
+    return target.kind.name == "llvm" and (triple.startswith(("x86", "i686")) or triple == "")
+
+
+def has_feature(target: Target, feature: str) -> bool:
+    """Whether LLVM says the target's CPU has `feature` (False where it cannot tell)."""
+    from tvm.target import codegen
+
+    try:
+        return bool(codegen.target_has_features([feature], target))
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
 def vector_bits(target: Target) -> int:
     """The widest vector register of the target. On x86 it is read from the CPU's features:
     TVM 0.27's llvm_get_vector_width says 512 for AVX2-only CPUs (haswell, znver3), and
     schedules tiled for 16 lanes and 32 registers ran at half speed there (spilling)."""
     from tvm.target import codegen
 
-    triple = str(target.attrs.get("mtriple", ""))
-    if triple.startswith(("x86", "i686")) or (triple == "" and target.kind.name == "llvm"):
-        for feature, bits in (("avx512f", 512), ("avx", 256)):
-            try:
-                if codegen.target_has_features([feature], target):
-                    return bits
-            except Exception:  # pylint: disable=broad-except
-                break
-        return 128
+    if is_x86(target):
+        return 512 if has_feature(target, "avx512f") else 256 if has_feature(target, "avx") else 128
     try:
         bits = int(codegen.llvm_get_vector_width(target))
     except Exception:  # pylint: disable=broad-except

@@ -220,7 +220,7 @@ class Conv2dInt8(ScheduleRule):
             from .int8_intrin import VNNI8_LOCAL, VNNI_LOCAL
             vo, r = (16, 4) if oc % 16 == 0 else (8, 4)
             intrin, strategy = VNNI_LOCAL if vo == 16 else VNNI8_LOCAL, "vnni_channels"
-        elif self.use_pmaddwd and isa.x86 and isa.avx2 and isa.i32_lanes == 8 and oc % 8 == 0:
+        elif self.use_pmaddwd and isa.avx2 and not isa.avx512 and oc % 8 == 0:
             from .int8_intrin import PMADDWD
             vo, r = 8, 2
             intrin, strategy = PMADDWD[str(data_buf.dtype)], "pmaddwd_channels"

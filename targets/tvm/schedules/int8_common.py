@@ -1,7 +1,8 @@
 """Shared helpers of the int8 CPU schedule rules (conv2d_int8, dense_int8)."""
 
 from tvm import s_tir, tirx
-from tvm.target import codegen
+
+from ._common import has_feature, is_x86
 
 PREPROC = "meta_schedule.layout_rewrite_preproc"
 
@@ -11,17 +12,13 @@ class Isa:
 
     def __init__(self, target):
         self.target = target
-        kind = target.kind.name
         triple = str(target.attrs.get("mtriple", ""))
         self.cores = int(target.attrs.get("num-cores", 1) or 1)
-        self.x86 = kind == "llvm" and (triple.startswith("x86") or triple == "")
-        self.arm = kind == "llvm" and triple.startswith(("aarch64", "arm64"))
+        self.x86 = is_x86(target)
+        self.arm = target.kind.name == "llvm" and triple.startswith(("aarch64", "arm64"))
 
         def has(feature):
-            try:
-                return bool(codegen.target_has_features([feature], target))
-            except Exception:  # pylint: disable=broad-except
-                return False
+            return has_feature(target, feature)
 
         self.vnni512 = self.x86 and has("avx512vnni") and has("avx512bw")
         self.avx512 = self.x86 and has("avx512f")
