@@ -108,6 +108,9 @@ def build(mod, machine: TvmMachine, so_path: str, selection) -> dict:
     {kernel: "tuned" | "default:RULE" | "none"}: which schedule each kernel ran."""
     from tvm import relax
 
+    from ncc.targets.tvm.vector_rounding import make_nearbyint_vectorizable
+
+    make_nearbyint_vectorizable()
     target = tvm_target(machine)
     scheduled, defaults = apply_schedules(mod, target, selection.database)
     executable = relax.build(scheduled, target)

@@ -287,6 +287,9 @@ def build_candidate(mod, target, _params):
     from tvm.driver import build as tvm_build
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
+    from ncc.targets.tvm.vector_rounding import make_nearbyint_vectorizable
+
+    make_nearbyint_vectorizable()
     return tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
 
 
