@@ -164,7 +164,7 @@ def tune(mod, target, database, trials: int, cc: str = "g++", runner=None, seed:
     check_tuning_packages()
     _register_cpu_intrinsics()
     extracted = [task for task in ms.relax_integration.extract_tasks(mod, target)
-                 if any(op in task.task_name for op in TUNED_OPS)]
+                 if any(op in task.task_name for op in TUNED_OPS) and searchable(task.dispatched[0]["main"], target)]
     if not extracted:
         return 0
     builder = ms.builder.LocalBuilder(f_build=build_candidate, f_export=functools.partial(export_candidate, cc=cc),
@@ -201,6 +201,25 @@ def design_space(target):
     return ms.space_generator.SpaceGeneratorUnion(
         [ms.space_generator.PostOrderApply(), ms.space_generator.ScheduleFn(ncc_space)],
         postprocs=[_postprocs_passing_ncc_schedules()])
+
+
+def searchable(func, target) -> bool:
+    """Whether MetaSchedule can measure candidates of `func` beside ncc's default. It reads a
+    candidate's arguments with the weight repacks removed (ArgInfo.from_entry_func), which takes
+    only repacks that are plain loads: one that zero-pads channels (an int8 conv of 3 input
+    channels in VNNI's blocks of 4) stops the whole search with an internal error. Such a kernel is
+    not tuned; it keeps its default schedule."""
+    import tvm
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+    sch = _tunable_default(func, target)
+    if sch is None:
+        return True
+    try:
+        ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
+    except tvm.error.InternalError:
+        return False
+    return True
 
 
 def _tunable_default(func, target):

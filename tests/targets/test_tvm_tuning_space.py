@@ -99,3 +99,18 @@ def test_the_search_space_holds_metaschedules_own_and_ncc_schedule():
     (postproc,) = context.space_generator.postprocs
     assert postproc.apply(ours[0])
 
+
+
+def test_kernels_whose_repack_pads_channels_are_not_searched():
+    """MetaSchedule cannot read the arguments of a kernel whose weight repack zero-pads its input
+    channels (3 channels in VNNI's blocks of 4): tuning leaves it to its default instead of
+    stopping; whole blocks are searched."""
+    from ncc.targets.tvm.tuning import searchable
+
+    target = host_target("icelake-server")  # (scheduled only, not run)
+    found = {}
+    for ic in (3, 64):
+        mod, _ = _int8(ic, 64, 8, 3)
+        (_gv, func), = _conv_kernels(_pipeline(mod, target))
+        found[ic] = searchable(func.with_attr("global_symbol", "main"), target)
+    assert found == {3: False, 64: True}
