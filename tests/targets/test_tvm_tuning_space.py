@@ -100,7 +100,6 @@ def test_the_search_space_holds_metaschedules_own_and_ncc_schedule():
     assert postproc.apply(ours[0])
 
 
-
 def test_kernels_whose_repack_pads_channels_are_not_searched():
     """MetaSchedule cannot read the arguments of a kernel whose weight repack zero-pads its input
     channels (3 channels in VNNI's blocks of 4): tuning leaves it to its default instead of
